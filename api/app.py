@@ -1,0 +1,108 @@
+"""The Litestar edge, assembled in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from litestar import Litestar, Request, Response
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.types import Message, Scope
+
+from api.config import EdgeConfig
+from api.envelope import ApiError, error_response, handle_api_error, handle_http_exception, handle_unexpected
+from api.hub import EventHub
+from api.routes.auth import AuthController, PublicAuthController
+from api.routes.personalities import PersonalityController
+from api.routes.presets import PresetController
+from api.routes.streams import events_sse, ws_endpoint
+from api.routes.system import health
+from api.security import require_admin
+from api.state import Edge
+from bus import db, nats_conn
+from bus.commands import CommandClient
+from schemas.errors import ERROR_STATUS
+
+log = logging.getLogger("chatbus.edge")
+
+VERSION = "0.1.0"
+
+DESCRIPTION = (
+    "chatbus management API: a superset of the ChatAI Plugin and NekoBot APIs.\n\n"
+    "Every JSON response is an envelope: `{success, status, data}` or "
+    "`{success:false, status:'error', error, message, code, details?}`.\n\n"
+    "Error codes and their HTTP status:\n\n"
+    + "\n".join(f"- `{code}`: {status}" for code, status in sorted(ERROR_STATUS.items()))
+)
+
+
+def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.warning("dependency unavailable on %s: %r", request.url.path, exc)
+    return error_response("UNAVAILABLE", "a backing service (database or bus) is unavailable", 503)
+
+
+async def _before_send(message: Message, scope: Scope) -> None:
+    if message["type"] == "http.response.start":
+        rid = scope.get("state", {}).get("request_id")
+        if rid:
+            headers = list(message.get("headers", []))
+            headers.append((b"x-request-id", str(rid).encode()))
+            message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+
+
+def create_app(config: EdgeConfig) -> Litestar:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        nc = await nats_conn.connect(config.nats_url, name=config.instance_id)
+        pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
+        await nats_conn.ensure_streams(nc)
+        hub = EventHub(nc)
+        await hub.start()
+        app.state["edge"] = Edge(config, nc, pool, CommandClient(nc, timeout=config.command_timeout), hub)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            with contextlib.suppress(Exception):
+                await nc.drain()
+            await pool.close()
+
+    class AdminPresets(PresetController):
+        guards = [require_admin]
+
+    class AdminPersonalities(PersonalityController):
+        guards = [require_admin]
+
+    return Litestar(
+        route_handlers=[
+            health,
+            PublicAuthController,
+            AuthController,
+            AdminPresets,
+            AdminPersonalities,
+            ws_endpoint,
+            events_sse,
+        ],
+        lifespan=[lifespan],
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+            OSError: handle_unavailable,
+            asyncpg.InterfaceError: handle_unavailable,
+            asyncpg.PostgresConnectionError: handle_unavailable,
+            asyncpg.CannotConnectNowError: handle_unavailable,
+            Exception: handle_unexpected,
+        },
+        openapi_config=OpenAPIConfig(
+            title="chatbus", version=VERSION, description=DESCRIPTION, path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        before_send=[_before_send],
+        request_max_body_size=4 * 1024 * 1024,
+        debug=False,
+    )

@@ -1,0 +1,75 @@
+"""From an HTTP request to a bus command and back: envelope, idempotency key, If-Match, reply mapping."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Request
+
+from api.envelope import ApiError, request_id
+from api.security import client_ip, principal_of
+from api.state import edge_of
+from bus.commands import BusTimeout, BusUnavailable
+from schemas.envelope import Actor, CommandEnvelope, CommandReply
+
+_KEY_NAMESPACE = uuid.UUID("0b9f5f3e-6a43-4f1e-9f61-0c1b8f7c2d11")
+MAX_KEY_LENGTH = 200
+
+
+def command_id(request: Request[Any, Any, Any], actor: str) -> uuid.UUID:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return uuid.uuid4()
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ApiError("VALIDATION_ERROR", f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters")
+    # Keys are scoped to the caller and the route, so two users (or routes) never collide.
+    return uuid.uuid5(_KEY_NAMESPACE, f"{actor}\x00{request.method}\x00{request.url.path}\x00{key}")
+
+
+def if_match(request: Request[Any, Any, Any]) -> int | None:
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    cleaned = raw.strip().removeprefix("W/").strip('"')
+    if not cleaned.isdigit():
+        raise ApiError("VALIDATION_ERROR", "If-Match must be a version number, e.g. If-Match: 3")
+    return int(cleaned)
+
+
+async def send(
+    request: Request[Any, Any, Any],
+    domain: str,
+    action: str,
+    payload: dict[str, Any],
+    *,
+    expected_version: int | None = None,
+    anonymous: bool = False,
+) -> CommandReply:
+    """Send a command and return the successful reply; a refused one raises ApiError."""
+    actor = Actor("anonymous", "none") if anonymous else Actor(principal_of(request).username, principal_of(request).scope)
+    envelope = CommandEnvelope(
+        command_id=command_id(request, actor.subject),
+        type=f"{domain}.{action}",
+        actor=actor,
+        payload=payload,
+        expected_version=expected_version,
+        request_id=request_id(request),
+        client_ip=client_ip(request),
+    )
+    edge = edge_of(request)
+    try:
+        reply = await edge.commands.send(domain, action, envelope)
+    except BusUnavailable as exc:
+        raise ApiError("UNAVAILABLE", f"service unavailable: {exc}", status=503) from exc
+    except BusTimeout as exc:
+        raise ApiError(
+            "TIMEOUT", "the command timed out; retry with the same Idempotency-Key to be safe", status=504
+        ) from exc
+    if not reply.ok:
+        err = reply.error
+        if err is None:
+            raise ApiError("INTERNAL_ERROR", "command failed", status=500)
+        raise ApiError(err.code, err.message, status=err.status, details=err.details)
+    return reply

@@ -1,0 +1,18 @@
+"""What an edge instance needs to run; built by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    nats_url: str
+    database_url: str
+    jwt_secret: str
+    token_ttl: int = 24 * 3600
+    command_timeout: float = 10.0
+    public_url: str = ""
+    db_pool_size: int = 10
+    trusted_proxies: tuple[str, ...] = ()
+    instance_id: str = "edge"

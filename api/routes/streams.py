@@ -1,0 +1,149 @@
+"""Live streams (API.md §10): WS /ws and GET /api/events/sse, both fed by the edge's EventHub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request, WebSocket, get, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.response import Stream
+
+from api.envelope import ApiError
+from api.hub import HubEvent
+from api.security import require_auth
+from api.state import edge_of
+
+log = logging.getLogger("chatbus.streams")
+
+CHANNELS = frozenset({"events", "logs"})
+SSE_KEEPALIVE = 15.0
+
+
+class ClientFrame(msgspec.Struct):
+    action: str
+    channels: list[str] = []
+
+
+_frame_decoder = msgspec.json.Decoder(ClientFrame)
+_encode = msgspec.json.Encoder().encode
+
+
+def ws_event_frame(event: HubEvent) -> bytes:
+    return b'{"channel":"events","data":' + event.body + b"}"
+
+
+@websocket("/ws", guards=[require_auth])
+async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
+    await socket.accept()
+    hub = edge_of(socket).hub
+    subscribed: set[str] = set()
+    queue = hub.listen()
+    outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def pump_events() -> None:
+        while True:
+            event = await queue.get()
+            if event is None:
+                await outbox.put(None)
+                return
+            if "events" in subscribed:
+                await outbox.put(ws_event_frame(event))
+
+    async def send_loop() -> None:
+        while (frame := await outbox.get()) is not None:
+            await socket.send_data(frame.decode(), mode="text")
+        await socket.close(code=1013, reason="too slow or shutting down")
+
+    tasks = [asyncio.create_task(pump_events()), asyncio.create_task(send_loop())]
+    try:
+        while True:
+            raw = await socket.receive_data(mode="text")
+            try:
+                frame = _frame_decoder.decode(raw)
+            except msgspec.DecodeError as exc:
+                await outbox.put(_encode({"type": "error", "message": f"bad frame: {exc}"}))
+                continue
+            unknown = [c for c in frame.channels if c not in CHANNELS]
+            if frame.action == "ping":
+                await outbox.put(b'{"type":"pong"}')
+            elif frame.action in ("subscribe", "unsubscribe") and unknown:
+                await outbox.put(_encode({"type": "error", "message": f"unknown channels: {unknown}"}))
+            elif frame.action == "subscribe":
+                subscribed.update(frame.channels)
+                await outbox.put(_encode({"type": "subscribed", "channels": sorted(subscribed)}))
+            elif frame.action == "unsubscribe":
+                subscribed.difference_update(frame.channels)
+                await outbox.put(_encode({"type": "unsubscribed", "channels": sorted(subscribed)}))
+            else:
+                await outbox.put(_encode({"type": "error", "message": f"unknown action {frame.action!r}"}))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unlisten(queue)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def sse_frame(event: HubEvent) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.sequence, event.type.encode(), event.body)
+
+
+async def _with_keepalive(source: AsyncIterator[HubEvent | None]) -> AsyncIterator[HubEvent | None]:
+    """Yields None when nothing came for a while, so that a comment line keeps proxies from closing."""
+    iterator = aiter(source)
+    pending: asyncio.Task[Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=SSE_KEEPALIVE)
+            if not done:
+                yield None
+                continue
+            item = pending.result()
+            pending = None
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+@get("/api/events/sse", guards=[require_auth], tags=["streams"])
+async def events_sse(request: Request[Any, Any, Any], types: str | None = None) -> Stream:
+    wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
+    last_id = request.headers.get("last-event-id")
+    if last_id is not None and not last_id.strip().isdigit():
+        raise ApiError("VALIDATION_ERROR", "Last-Event-ID must be an event sequence number")
+    hub = edge_of(request).hub
+
+    async def live() -> AsyncIterator[HubEvent]:
+        queue = hub.listen()
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            hub.unlisten(queue)
+
+    source = hub.replay_from(int(last_id) + 1) if last_id is not None else live()
+
+    async def frames() -> AsyncIterator[bytes]:
+        yield b": connected\nretry: 2000\n\n"
+        async for event in _with_keepalive(source):
+            if event is None:
+                yield b": keepalive\n\n"
+            elif wanted is None or event.type in wanted:
+                yield sse_frame(event)
+
+    return Stream(
+        frames(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

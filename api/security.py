@@ -1,0 +1,99 @@
+"""Authentication of every protected route (API.md §2, §3): token from Bearer, cookie, or `?token=`
+on streams; HS256 JWT with issuer, audience and expiry; revocation shared by every edge via Postgres."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from api.envelope import ApiError
+from api.state import edge_of
+from schemas.errors import DomainError
+from services.auth import queries, tokens
+from services.auth.tokens import TokenClaims
+
+COOKIE = "auth_token"
+MAX_REVOKED_CACHE = 100_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    scope: str
+    claims: TokenClaims
+    token: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == "admin"
+
+
+def token_from(connection: ASGIConnection[Any, Any, Any, Any], *, allow_query: bool) -> str | None:
+    header = connection.headers.get("authorization", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return header[7:].strip()
+    cookie = connection.cookies.get(COOKIE)
+    if cookie:
+        return cookie
+    if allow_query:
+        return connection.query_params.get("token") or None
+    return None
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    edge = edge_of(connection)
+    is_stream = connection.scope["type"] == "websocket" or connection.url.path.endswith("/sse")
+    token = token_from(connection, allow_query=is_stream)
+    if not token:
+        raise ApiError("AUTH_REQUIRED", "authentication required: send a Bearer token or the auth_token cookie")
+    try:
+        claims = tokens.decode(edge.config.jwt_secret, token)
+    except DomainError as exc:
+        raise ApiError(exc.code, exc.message) from exc
+    if claims.jti in edge.revoked:
+        raise ApiError("INVALID_TOKEN", "token has been revoked")
+    try:
+        revoked = await queries.is_revoked(edge.pool, claims.jti)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise ApiError("UNAVAILABLE", "database unavailable", status=503) from exc
+    if revoked:
+        if len(edge.revoked) > MAX_REVOKED_CACHE:
+            edge.revoked.clear()
+        edge.revoked.add(claims.jti)
+        raise ApiError("INVALID_TOKEN", "token has been revoked")
+    return Principal(claims.sub, claims.scope, claims, token)
+
+
+async def require_auth(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    connection.scope.setdefault("state", {})["principal"] = await authenticate(connection)
+
+
+async def require_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    await require_auth(connection, handler)
+    if not principal_of(connection).is_admin:
+        raise ApiError("FORBIDDEN", "this route needs an admin token")
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    principal = connection.scope.get("state", {}).get("principal")
+    if principal is None:
+        raise ApiError("AUTH_REQUIRED", "authentication required")
+    return principal  # type: ignore[no-any-return]
+
+
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The client address; `X-Forwarded-For` counts only when the peer is a trusted proxy."""
+    peer = connection.client.host if connection.client else ""
+    trusted = edge_of(connection).config.trusted_proxies
+    if peer in trusted:
+        forwarded = connection.headers.get("x-forwarded-for", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        while hops and hops[-1] in trusted:
+            hops.pop()
+        if hops:
+            return hops[-1]
+    return peer

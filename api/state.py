@@ -1,0 +1,29 @@
+"""Resources one edge instance holds: NATS, the Postgres pool, the command client, the event hub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from litestar.connection import ASGIConnection
+from nats.aio.client import Client as NATS
+
+from api.config import EdgeConfig
+from api.hub import EventHub
+from bus.commands import CommandClient
+
+
+@dataclass
+class Edge:
+    config: EdgeConfig
+    nc: NATS
+    pool: asyncpg.Pool
+    commands: CommandClient
+    hub: EventHub
+    # jti values known to be revoked: revocation is permanent, so this cache is never stale.
+    revoked: set[str] = field(default_factory=set)
+
+
+def edge_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Edge:
+    return connection.app.state["edge"]  # type: ignore[no-any-return]

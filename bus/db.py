@@ -1,0 +1,47 @@
+"""asyncpg pools with JSON codecs and the session settings every chatbus connection uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+def _encode_json(value: Any) -> str:
+    return _json_encode(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog", format="text"
+        )
+
+
+SERVER_SETTINGS = {
+    "idle_in_transaction_session_timeout": "15000",
+    "application_name": "chatbus",
+}
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings=SERVER_SETTINGS,
+        command_timeout=30,
+        **kwargs,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
+    await _init_connection(conn)
+    return conn

@@ -1,0 +1,241 @@
+"""The Postgres event store: append with expected versions, load streams, read the global feed
+behind the xid8 fence, and run one command as one transaction with idempotency."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
+from schemas.errors import DomainError
+
+log = logging.getLogger("chatbus.eventstore")
+
+S = TypeVar("S")
+
+MAX_CONFLICT_RETRIES = 8
+NOTIFY_CHANNEL = "chatbus_events"
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    event_type: str
+    data: dict[str, Any]
+    schema_version: int = 1
+
+
+class StreamAppend(msgspec.Struct, frozen=True):
+    stream_id: str
+    expected_version: int
+    events: Sequence[NewEvent]
+
+
+class RecordedEvent(msgspec.Struct, frozen=True):
+    global_position: int
+    transaction_id: int
+    stream_id: str
+    stream_version: int
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+class VersionConflict(Exception):
+    pass
+
+
+def event_from_struct(event: msgspec.Struct) -> NewEvent:
+    """An event Struct -> the stored form (its class name is the event type)."""
+    return NewEvent(type(event).__name__, msgspec.to_builtins(event))
+
+
+@dataclass
+class Decision:
+    """What a domain handler decided: events per stream, and the result for the caller."""
+
+    appends: list[StreamAppend] = field(default_factory=list)
+    result: Any = None
+    version: int | None = None
+    # Computes the result inside the transaction, after the inline projections ran (read-your-write).
+    after: Callable[[asyncpg.Connection], Awaitable[Any]] | None = None
+
+
+Projector = Callable[[asyncpg.Connection, RecordedEvent], Awaitable[None]]
+Handler = Callable[[asyncpg.Connection, CommandEnvelope], Awaitable[Decision]]
+
+_EVENT_COLUMNS = (
+    "global_position, transaction_id::text::bigint AS transaction_id, stream_id, stream_version, event_id,"
+    " event_type, schema_version, data, metadata, recorded_at"
+)
+
+
+def _row_to_event(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(**dict(row))
+
+
+async def load_stream(conn: asyncpg.Connection, stream_id: str) -> list[RecordedEvent]:
+    rows = await conn.fetch(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version", stream_id
+    )
+    return [_row_to_event(r) for r in rows]
+
+
+async def append_events(
+    conn: asyncpg.Connection, appends: Sequence[StreamAppend], metadata: dict[str, Any]
+) -> list[RecordedEvent]:
+    """Insert the events of every stream at the expected versions. Must run inside a transaction;
+    a concurrent writer makes the unique (stream_id, stream_version) fail: VersionConflict."""
+    stream_ids: list[str] = []
+    versions: list[int] = []
+    event_ids: list[uuid.UUID] = []
+    types: list[str] = []
+    schema_versions: list[int] = []
+    datas: list[str] = []
+    for append in appends:
+        for offset, ev in enumerate(append.events, start=1):
+            stream_ids.append(append.stream_id)
+            versions.append(append.expected_version + offset)
+            event_ids.append(uuid.uuid4())
+            types.append(ev.event_type)
+            schema_versions.append(ev.schema_version)
+            datas.append(msgspec.json.encode(ev.data).decode())
+    if not stream_ids:
+        return []
+    try:
+        rows = await conn.fetch(
+            f"""INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
+                SELECT s, v, e, t, sv, d::jsonb, $7::jsonb
+                FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::smallint[], $6::text[])
+                     AS u(s, v, e, t, sv, d)
+                RETURNING {_EVENT_COLUMNS}""",
+            stream_ids,
+            versions,
+            event_ids,
+            types,
+            schema_versions,
+            datas,
+            metadata,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise VersionConflict(str(exc)) from exc
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    return sorted((_row_to_event(r) for r in rows), key=lambda e: e.global_position)
+
+
+async def read_feed(
+    conn: asyncpg.Connection, after_tx: int, after_pos: int, limit: int
+) -> list[RecordedEvent]:
+    """Events committed after (tx, pos), never past the oldest transaction still in flight,
+    so an event committed late is not skipped."""
+    rows = await conn.fetch(
+        f"""SELECT {_EVENT_COLUMNS} FROM events
+            WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+              AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY transaction_id, global_position
+            LIMIT $3""",
+        str(after_tx),
+        after_pos,
+        limit,
+    )
+    return [_row_to_event(r) for r in rows]
+
+
+async def load_checkpoint(conn: asyncpg.Connection, name: str) -> tuple[int, int]:
+    row = await conn.fetchrow(
+        "SELECT last_tx::text::bigint AS tx, last_pos FROM checkpoints WHERE name = $1", name
+    )
+    return (row["tx"], row["last_pos"]) if row else (0, 0)
+
+
+async def save_checkpoint(conn: asyncpg.Connection, name: str, tx: int, pos: int) -> None:
+    await conn.execute(
+        """INSERT INTO checkpoints (name, last_tx, last_pos, updated_at)
+           VALUES ($1, $2::text::xid8, $3, now())
+           ON CONFLICT (name) DO UPDATE SET last_tx = EXCLUDED.last_tx, last_pos = EXCLUDED.last_pos,
+                                            updated_at = now()""",
+        name,
+        str(tx),
+        pos,
+    )
+
+
+def command_metadata(envelope: CommandEnvelope) -> dict[str, Any]:
+    return {
+        "command_id": str(envelope.command_id),
+        "command_type": envelope.type,
+        "actor": envelope.actor.subject if envelope.actor else None,
+        "actor_scope": envelope.actor.scope if envelope.actor else None,
+        "request_id": envelope.request_id,
+        "causation_id": str(envelope.command_id),
+        "correlation_id": envelope.request_id or str(envelope.command_id),
+        "client_ip": envelope.client_ip,
+    }
+
+
+def error_reply(exc: DomainError) -> CommandReply:
+    return CommandReply(ok=False, error=ErrorInfo(exc.code, exc.message, exc.status, exc.details))
+
+
+class EventStore:
+    """Runs command handlers transactionally and applies the inline projections."""
+
+    def __init__(self, pool: asyncpg.Pool, projectors: Sequence[Projector] = ()) -> None:
+        self.pool = pool
+        self.projectors = list(projectors)
+
+    async def _stored_result(self, conn: asyncpg.Connection, command_id: uuid.UUID) -> CommandReply | None:
+        stored = await conn.fetchval("SELECT result FROM processed_commands WHERE command_id = $1", command_id)
+        return msgspec.convert(stored, CommandReply) if stored is not None else None
+
+    async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
+        """Decide and persist one command, once. A retried command id returns the stored reply."""
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    stored = await self._stored_result(conn, envelope.command_id)
+                    if stored is not None:
+                        return stored
+                    try:
+                        decision = await handler(conn, envelope)
+                    except DomainError as exc:
+                        # Refusals are not recorded: nothing changed, and a retry may be valid later.
+                        return error_reply(exc)
+                    recorded = await append_events(conn, decision.appends, command_metadata(envelope))
+                    for event in recorded:
+                        for project in self.projectors:
+                            await project(conn, event)
+                    result = await decision.after(conn) if decision.after else decision.result
+                    reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.version)
+                    await conn.execute(
+                        "INSERT INTO processed_commands (command_id, stream_id, result) VALUES ($1, $2, $3)",
+                        envelope.command_id,
+                        decision.appends[0].stream_id if decision.appends else None,
+                        msgspec.to_builtins(reply),
+                    )
+                    return reply
+            except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
+                log.debug("conflict on %s (attempt %d), deciding again", envelope.type, attempt + 1)
+                continue
+        return CommandReply(
+            ok=False,
+            error=ErrorInfo("CONFLICT", "too many concurrent writes to the same entity, retry", 409),
+        )
+
+
+async def fold_stream(
+    conn: asyncpg.Connection, stream_id: str, initial: S, evolve: Callable[[S, str, dict[str, Any]], S]
+) -> S:
+    """Load a stream and fold it into state with the domain's evolve function."""
+    state = initial
+    for event in await load_stream(conn, stream_id):
+        state = evolve(state, event.event_type, event.data)
+    return state

@@ -1,0 +1,119 @@
+"""The relay: publishes committed events to JetStream `EVENTS`, in feed order, one leader at a time.
+
+It publishes a batch with `Nats-Msg-Id` = event id, waits for every ack, then moves its checkpoint.
+A crash between the two republishes the batch and JetStream's duplicate window drops the copies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import asyncpg
+import msgspec
+from nats.aio.client import Client as NATS
+
+from bus import db, subjects
+from bus.eventstore import NOTIFY_CHANNEL, RecordedEvent, load_checkpoint, read_feed, save_checkpoint
+from schemas.envelope import EventMessage
+from schemas.events import SECRET_FIELDS, domain_of
+
+log = logging.getLogger("chatbus.relay")
+
+RELAY_LOCK = 7_245_002
+CHECKPOINT = "relay"
+_encode = msgspec.json.Encoder().encode
+
+
+def to_message(event: RecordedEvent) -> EventMessage:
+    data = {k: v for k, v in event.data.items() if k not in SECRET_FIELDS}
+    return EventMessage(
+        id=event.event_id,
+        type=event.event_type,
+        stream=event.stream_id,
+        version=event.stream_version,
+        position=event.global_position,
+        data=data,
+        metadata=event.metadata,
+        timestamp=event.recorded_at,
+        schema_version=event.schema_version,
+    )
+
+
+class Relay:
+    def __init__(
+        self,
+        dsn: str,
+        nc: NATS,
+        *,
+        batch: int = 1000,
+        poll_interval: float = 0.5,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.nc = nc
+        self.js = nc.jetstream(timeout=10)
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.on_published = on_published
+        self._wake = asyncio.Event()
+
+    async def publish_batch(self, conn: asyncpg.Connection) -> int:
+        tx, pos = await load_checkpoint(conn, CHECKPOINT)
+        events = await read_feed(conn, tx, pos, self.batch)
+        if not events:
+            return 0
+        await asyncio.gather(
+            *(
+                self.js.publish(
+                    subjects.event(domain_of(e.event_type), e.event_type),
+                    _encode(to_message(e)),
+                    headers={"Nats-Msg-Id": str(e.event_id)},
+                )
+                for e in events
+            )
+        )
+        await save_checkpoint(conn, CHECKPOINT, events[-1].transaction_id, events[-1].global_position)
+        if self.on_published:
+            self.on_published(len(events))
+        return len(events)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("relay lost its database connection, retrying", exc_info=True)
+            except Exception:
+                log.exception("relay failed, restarting")
+            if not stop.is_set():
+                await _sleep_or_stop(stop, 1.0)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        conn = await db.connect(self.dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                if await _sleep_or_stop(stop, 1.0):
+                    return
+            log.info("relay is the leader")
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            while not stop.is_set():
+                self._wake.clear()
+                published = await self.publish_batch(conn)
+                if published < self.batch:
+                    waiter = asyncio.ensure_future(self._wake.wait())
+                    stopper = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait({waiter, stopper}, timeout=self.poll_interval,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    stopper.cancel()
+        finally:
+            await conn.close()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+        return True
+    except TimeoutError:
+        return False

@@ -1,0 +1,85 @@
+"""The worker runtime: one queue group per domain, a task per command under a concurrency bound,
+graceful drain on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from bus import subjects
+from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo, command_decoder, command_encoder
+
+log = logging.getLogger("chatbus.worker")
+
+CommandFn = Callable[[CommandEnvelope], Awaitable[CommandReply]]
+
+
+class WorkerRuntime:
+    def __init__(
+        self, nc: NATS, domain: str, handlers: Mapping[str, CommandFn], *, concurrency: int = 64
+    ) -> None:
+        self.nc = nc
+        self.domain = domain
+        self.handlers = dict(handlers)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(
+            subjects.command_wildcard(self.domain),
+            queue=subjects.worker_queue(self.domain),
+            cb=self._on_message,
+            pending_msgs_limit=100_000,
+        )
+
+    async def _on_message(self, msg: Msg) -> None:
+        # The callback runs one message at a time; waiting for a slot here is the backpressure.
+        await self._slots.acquire()
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            reply = await self._dispatch(msg)
+            if msg.reply:
+                await msg.respond(command_encoder.encode(reply))
+        except Exception:
+            log.exception("failed to answer %s", msg.subject)
+        finally:
+            self._slots.release()
+
+    async def _dispatch(self, msg: Msg) -> CommandReply:
+        action = msg.subject.rsplit(".", 1)[-1]
+        handler = self.handlers.get(action)
+        if handler is None:
+            return CommandReply(ok=False, error=ErrorInfo("NOT_FOUND", f"unknown command {msg.subject}", 404))
+        try:
+            envelope = command_decoder.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            return CommandReply(ok=False, error=ErrorInfo("INVALID_ARGS", f"bad command envelope: {exc}", 400))
+        try:
+            return await handler(envelope)
+        except Exception as exc:
+            log.exception("command %s failed", envelope.type)
+            return CommandReply(
+                ok=False, error=ErrorInfo("INTERNAL_ERROR", f"command failed: {type(exc).__name__}", 500)
+            )
+
+    async def stop(self) -> None:
+        """Stop taking commands, then let the ones in flight finish."""
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # the connection may already be gone
+                log.debug("unsubscribe failed", exc_info=True)
+            self._sub = None
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)

@@ -1,0 +1,3 @@
+from chatbus.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""`chatbus` command line: up | edge | worker | relay | migrate | replay | admin set-password | schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from chatbus.settings import Settings
+
+log = logging.getLogger("chatbus")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatbus", description="chatbus control plane")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def listen_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", help="listen address (CHATBUS_HOST, default 127.0.0.1)")
+        p.add_argument("--port", type=int, help="listen port (CHATBUS_PORT, default 6285)")
+
+    up = sub.add_parser("up", help="run the whole system on this machine (embedded NATS and Postgres)")
+    listen_flags(up)
+    up.add_argument("--data-dir", help="where embedded NATS and Postgres keep data (CHATBUS_DATA_DIR, ./.chatbus)")
+
+    listen_flags(sub.add_parser("edge", help="run one HTTP edge instance"))
+    worker = sub.add_parser("worker", help="run the command workers")
+    worker.add_argument("--domain", action="append", help="serve only this domain (repeatable; default all)")
+    sub.add_parser("relay", help="publish committed events to JetStream")
+    sub.add_parser("migrate", help="apply database migrations and create the admin and system presets")
+    replay = sub.add_parser("replay", help="rebuild every read table from the event log")
+    replay.add_argument("--batch", type=int, default=5000)
+
+    admin = sub.add_parser("admin", help="administration")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    setpw = admin_sub.add_parser("set-password", help="set (or create) a user's password")
+    setpw.add_argument("--username", default=None, help="default: CHATBUS_ADMIN_USERNAME or admin")
+    setpw.add_argument("--password", help="the new password (default: read from stdin or prompt)")
+
+    schemas = sub.add_parser("schemas", help="export JSON Schemas of the published events")
+    schemas.add_argument("--out", help="directory to write the schemas to (default: print)")
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(settings, name, value)
+    if not 0 < settings.port < 65536:
+        raise SystemExit(f"port must be 1..65535, got {settings.port}")
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = _apply_flags(Settings(), args)
+    _setup_logging(settings.log_level)
+    if args.command == "up":
+        from chatbus.up import run_up
+
+        return run_up(settings)
+    if args.command == "schemas":
+        return _schemas(args.out)
+    if args.command == "admin":
+        return asyncio.run(_set_password(settings, args.username, args.password))
+    settings.require_urls()
+    if args.command == "edge":
+        return _edge(settings)
+    runners = {
+        "worker": lambda: _worker(settings, args.domain),
+        "relay": lambda: _relay(settings),
+        "migrate": lambda: _migrate(settings),
+        "replay": lambda: _replay(settings, args.batch),
+    }
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(runners[args.command]())
+    return 0
+
+
+def _edge(settings: Settings) -> int:
+    import uvicorn
+
+    from chatbus.runtime import edge_config, shared_jwt_secret, uvicorn_config
+
+    secret = asyncio.run(shared_jwt_secret(settings.database_url, settings.jwt_secret))
+    config = edge_config(
+        settings.nats_url, settings.database_url, secret, token_ttl=settings.token_ttl,
+        command_timeout=settings.command_timeout, public_url=settings.public_url, db_pool_size=settings.db_pool_size,
+        trusted_proxies=tuple(p.strip() for p in settings.trusted_proxies.split(",") if p.strip()),
+    )
+    uvicorn.Server(uvicorn_config(config, settings.host, settings.port)).run()
+    return 0
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _worker(settings: Settings, domains: list[str] | None) -> int:
+    from chatbus.runtime import ALL_DOMAINS, start_workers
+
+    process = await start_workers(
+        settings.nats_url, settings.database_url, domains or ALL_DOMAINS, concurrency=settings.worker_concurrency,
+        pool_size=settings.db_pool_size,
+    )
+    log.info("worker serving %s", ", ".join(domains or ALL_DOMAINS))
+    await _until_signal()
+    await process.stop()
+    return 0
+
+
+async def _relay(settings: Settings) -> int:
+    from chatbus.runtime import start_relay
+
+    relay = await start_relay(settings.nats_url, settings.database_url)
+    await _until_signal()
+    await relay.stop()
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from chatbus.runtime import bootstrap
+
+    generated = await bootstrap(
+        settings.database_url, settings.nats_url, settings.admin_username, settings.admin_password
+    )
+    if generated:
+        print(f"admin user '{settings.admin_username}' created with password: {generated}", flush=True)
+    return 0
+
+
+async def _replay(settings: Settings, batch: int) -> int:
+    from bus import db
+    from bus.projections import rebuild
+    from services.registry import PROJECTIONS
+
+    pool = await db.create_pool(settings.database_url, max_size=2)
+    try:
+        started = time.perf_counter()
+        count = await rebuild(pool, PROJECTIONS, batch=batch)
+        elapsed = time.perf_counter() - started
+    finally:
+        await pool.close()
+    rate = count / elapsed if elapsed else 0.0
+    print(f"replayed {count} events into {len(PROJECTIONS)} projections in {elapsed:.2f}s ({rate:,.0f} events/s)")
+    return 0
+
+
+async def _set_password(settings: Settings, username: str | None, password: str | None) -> int:
+    from bus import db
+    from services.auth.handlers import set_password
+    from services.registry import make_store
+
+    username = username or settings.admin_username
+    if password is None:
+        password = getpass.getpass(f"new password for {username}: ") if sys.stdin.isatty() else sys.stdin.readline()
+        password = password.rstrip("\n")
+    if len(password) < 8:
+        print("the password must have at least 8 characters", file=sys.stderr)
+        return 2
+    if not settings.database_url:
+        from chatbus.up import embedded_database
+
+        with embedded_database(settings) as dsn:
+            return await _store_password(dsn, username, password)
+    return await _store_password(settings.database_url, username, password)
+
+
+async def _store_password(dsn: str, username: str, password: str) -> int:
+    from bus import db
+    from chatbus.runtime import migrate_database
+    from services.auth.handlers import set_password
+    from services.registry import make_store
+
+    await migrate_database(dsn)
+    pool = await db.create_pool(dsn, max_size=2)
+    try:
+        reply = await set_password(make_store(pool), username, password)
+    finally:
+        await pool.close()
+    if not reply.ok:
+        print(f"failed: {reply.error}", file=sys.stderr)
+        return 1
+    print(f"password of '{username}' set")
+    return 0
+
+
+def _schemas(out: str | None) -> int:
+    from schemas.export import event_schemas
+
+    docs = event_schemas()
+    if out is None:
+        print(json.dumps(docs, indent=2))
+        return 0
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, doc in docs.items():
+        (folder / f"{name}.json").write_text(json.dumps(doc, indent=2))
+    print(f"wrote {len(docs)} schemas to {folder}")
+    return 0

@@ -1,0 +1,174 @@
+"""Running the three roles (edge, worker, relay) and the one-time bootstrap, in-process.
+
+The CLI runs each in its own process; tests use the same functions to run them inside a test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import uvicorn
+from nats.aio.client import Client as NATS
+
+from api.app import create_app
+from api.config import EdgeConfig
+from bus import db, nats_conn
+from bus.eventstore import EventStore
+from bus.migrate import migrate
+from bus.relay import Relay
+from bus.worker import WorkerRuntime
+from services import registry
+from services.auth.handlers import ensure_admin
+from services.presets.bootstrap import ensure_system_presets
+
+log = logging.getLogger("chatbus")
+
+ALL_DOMAINS = tuple(registry.DOMAINS)
+
+
+async def shared_jwt_secret(dsn: str, configured: str = "") -> str:
+    """The signing key every edge shares: CHATBUS_JWT_SECRET, else one generated once and kept in Postgres."""
+    if configured:
+        return configured
+    conn = await db.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO instance_secrets (name, value) VALUES ('jwt', $1) ON CONFLICT (name) DO NOTHING",
+            secrets.token_urlsafe(48),
+        )
+        return str(await conn.fetchval("SELECT value FROM instance_secrets WHERE name = 'jwt'"))
+    finally:
+        await conn.close()
+
+
+async def migrate_database(dsn: str) -> list[str]:
+    conn = await db.connect(dsn)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def bootstrap(dsn: str, nats_url: str, admin_username: str, admin_password: str) -> str | None:
+    """Migrations, the EVENTS stream, system presets and the admin. Returns a generated admin
+    password (to print once) when the admin was created just now without CHATBUS_ADMIN_PASSWORD."""
+    await migrate_database(dsn)
+    nc = await nats_conn.connect(nats_url, name="chatbus-bootstrap")
+    try:
+        await nats_conn.ensure_streams(nc)
+    finally:
+        await nc.drain()
+    pool = await db.create_pool(dsn, max_size=2)
+    try:
+        store = registry.make_store(pool)
+        await ensure_system_presets(store)
+        return await ensure_admin(store, admin_username, admin_password or None)
+    finally:
+        await pool.close()
+
+
+@dataclass
+class WorkerProcess:
+    nc: NATS
+    pool: asyncpg.Pool
+    runtimes: list[WorkerRuntime] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        for runtime in self.runtimes:
+            await runtime.stop()
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        await self.pool.close()
+
+
+async def start_workers(
+    nats_url: str, dsn: str, domains: Sequence[str] = ALL_DOMAINS, *, concurrency: int = 64, pool_size: int = 10,
+    name: str = "worker",
+) -> WorkerProcess:
+    unknown = [d for d in domains if d not in registry.DOMAINS]
+    if unknown:
+        raise SystemExit(f"unknown domain(s) {unknown}; known: {', '.join(registry.DOMAINS)}")
+    nc = await nats_conn.connect(nats_url, name=name)
+    pool = await db.create_pool(dsn, max_size=pool_size)
+    store: EventStore = registry.make_store(pool)
+    process = WorkerProcess(nc, pool)
+    for domain in domains:
+        runtime = WorkerRuntime(nc, domain, registry.DOMAINS[domain](store), concurrency=concurrency)
+        await runtime.start()
+        process.runtimes.append(runtime)
+    await nc.flush()
+    return process
+
+
+@dataclass
+class EdgeServer:
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: object) -> EdgeConfig:
+    return EdgeConfig(
+        nats_url=nats_url, database_url=dsn, jwt_secret=jwt_secret,
+        instance_id=f"edge-{socket.gethostname()}-{os.getpid()}", **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(config), host=host, port=port, lifespan="on", log_level="warning", access_log=False,
+        loop="uvloop", http="httptools", ws="websockets-sansio", timeout_graceful_shutdown=5, **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def start_edge(config: EdgeConfig, host: str = "127.0.0.1", port: int = 0) -> EdgeServer:
+    """Run an edge inside the current event loop (tests, and `chatbus up`'s single-process mode)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn_config(config, host, port))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("edge stopped during start-up")
+        await asyncio.sleep(0.01)
+    return EdgeServer(server, task, sock.getsockname()[1])
+
+
+@dataclass
+class RelayProcess:
+    relay: Relay
+    stop_event: asyncio.Event
+    task: asyncio.Task[None]
+    nc: NATS
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        await self.task
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+
+
+async def start_relay(nats_url: str, dsn: str, *, batch: int = 1000) -> RelayProcess:
+    nc = await nats_conn.connect(nats_url, name="relay")
+    await nats_conn.ensure_streams(nc)
+    relay = Relay(dsn, nc, batch=batch)
+    stop = asyncio.Event()
+    return RelayProcess(relay, stop, asyncio.create_task(relay.run(stop)), nc)

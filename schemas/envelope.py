@@ -1,0 +1,64 @@
+"""Envelopes that travel on the bus: commands, their replies, and published events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Actor(msgspec.Struct, frozen=True):
+    subject: str
+    scope: str = "admin"
+
+
+class CommandEnvelope(msgspec.Struct, kw_only=True):
+    command_id: uuid.UUID
+    type: str
+    actor: Actor | None = None
+    payload: dict[str, Any] = {}
+    expected_version: int | None = None
+    request_id: str | None = None
+    client_ip: str | None = None
+    issued_at: datetime = msgspec.field(default_factory=utcnow)
+
+
+class ErrorInfo(msgspec.Struct):
+    code: str
+    message: str
+    status: int = 400
+    details: list[Any] | None = None
+
+
+class CommandReply(msgspec.Struct, omit_defaults=True):
+    ok: bool
+    result: Any = None
+    error: ErrorInfo | None = None
+    version: int | None = None
+
+
+class EventMessage(msgspec.Struct, kw_only=True):
+    """An event as outside subscribers see it on `events.<domain>.<EventType>` (schema exported by
+    `chatbus schemas`). `position` is the global position in the Postgres log."""
+
+    id: uuid.UUID
+    type: str
+    stream: str
+    version: int
+    position: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    timestamp: datetime
+    schema_version: int = 1
+
+
+command_encoder = msgspec.json.Encoder()
+command_decoder = msgspec.json.Decoder(CommandEnvelope)
+reply_decoder = msgspec.json.Decoder(CommandReply)
+event_message_decoder = msgspec.json.Decoder(EventMessage)

@@ -1,0 +1,99 @@
+"""Reads of the `presets` read table, for the edge and for command results."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+
+from schemas.presets import Preset
+
+SORTABLE = {
+    "id": "id",
+    "name": "lower(name)",
+    "createdAt": "created_at",
+    "created_at": "created_at",
+    "updatedAt": "updated_at",
+    "updated_at": "updated_at",
+    "type": "type",
+    "category": "category",
+}
+
+_SELECT = (
+    "SELECT id, name, description, category, system_prompt, model, model_params, persona, context, tools,"
+    " type, is_default, enabled, created_at, updated_at, version FROM presets"
+)
+
+
+def row_to_preset(row: asyncpg.Record) -> Preset:
+    return msgspec.convert(
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "description": row["description"],
+            "category": row["category"],
+            "systemPrompt": row["system_prompt"],
+            "model": row["model"],
+            "modelParams": row["model_params"],
+            "persona": row["persona"],
+            "context": row["context"],
+            "tools": row["tools"],
+            "type": row["type"],
+            "isDefault": row["is_default"],
+            "enabled": row["enabled"],
+            "createdAt": row["created_at"],
+            "updatedAt": row["updated_at"],
+            "version": row["version"],
+        },
+        Preset,
+        from_attributes=False,
+    )
+
+
+async def get_preset(conn: asyncpg.Connection | asyncpg.Pool, preset_id: str) -> Preset | None:
+    row = await conn.fetchrow(f"{_SELECT} WHERE id = $1", preset_id)
+    return row_to_preset(row) if row else None
+
+
+async def get_default_preset(conn: asyncpg.Connection | asyncpg.Pool) -> Preset | None:
+    row = await conn.fetchrow(f"{_SELECT} WHERE is_default LIMIT 1")
+    return row_to_preset(row) if row else None
+
+
+async def list_presets(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    type_: Literal["system", "user", "all"] = "all",
+    search: str | None = None,
+    sort_by: str = "createdAt",
+    order: Literal["asc", "desc"] = "asc",
+    page: int = 1,
+    page_size: int = 20,
+) -> tuple[list[Preset], int]:
+    where: list[str] = []
+    params: list[Any] = []
+    if type_ != "all":
+        params.append(type_)
+        where.append(f"type = ${len(params)}")
+    if search:
+        params.append(f"%{_escape_like(search)}%")
+        n = len(params)
+        where.append(f"(id ILIKE ${n} OR name ILIKE ${n} OR description ILIKE ${n} OR category ILIKE ${n})")
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    direction = "DESC" if order == "desc" else "ASC"
+    params.extend([page_size, (page - 1) * page_size])
+    rows = await conn.fetch(
+        f"SELECT *, count(*) OVER () AS _total FROM ({_SELECT}{clause}) p"
+        f" ORDER BY {SORTABLE[sort_by]} {direction}, id {direction}"
+        f" LIMIT ${len(params) - 1} OFFSET ${len(params)}",
+        *params,
+    )
+    if rows:
+        return [row_to_preset(r) for r in rows], rows[0]["_total"]
+    total = await conn.fetchval(f"SELECT count(*) FROM presets{clause}", *params[:-2])
+    return [], total
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

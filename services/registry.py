@@ -1,0 +1,32 @@
+"""Every domain the workers serve, and every projection applied inline: one place to add a domain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bus.eventstore import EventStore, Handler
+from bus.projections import Projection
+from bus.worker import CommandFn
+from services.auth import projection as auth_projection
+from services.auth.handlers import AuthCommands
+from services.presets import handlers as preset_handlers
+from services.presets import projection as preset_projection
+
+PROJECTIONS: tuple[Projection, ...] = (preset_projection.PROJECTION, auth_projection.PROJECTION)
+
+
+def _transactional(store: EventStore, handlers: dict[str, Handler]) -> dict[str, CommandFn]:
+    def bind(handler: Handler) -> CommandFn:
+        return lambda envelope: store.execute(envelope, handler)
+
+    return {action: bind(h) for action, h in handlers.items()}
+
+
+DOMAINS: dict[str, Callable[[EventStore], dict[str, CommandFn]]] = {
+    "presets": lambda store: _transactional(store, preset_handlers.HANDLERS),
+    "auth": lambda store: AuthCommands(store).handlers(),
+}
+
+
+def make_store(pool: object) -> EventStore:
+    return EventStore(pool, [p.apply for p in PROJECTIONS])  # type: ignore[arg-type]
