@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -95,13 +96,19 @@ def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response
     return error_response(exc.code, exc.message, exc.status, exc.details, exc.headers)
 
 
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
 def _validation_details(exc: ValidationException) -> list[dict[str, Any]]:
     details = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict):
-            details.append(
-                {"field": item.get("key") or "body", "reason": item.get("message", ""), "source": item.get("source", "body")}
-            )
+        if not isinstance(item, dict):
+            continue
+        reason = str(item.get("message", ""))
+        parts = [p for p in str(item.get("key") or "").split(".") if p and p != "data"]
+        if missing := _MISSING.search(reason):
+            parts.append(missing.group(1))
+        details.append({"field": ".".join(parts) or "body", "reason": reason, "source": item.get("source", "body")})
     return details
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from litestar.params import Parameter
 
-PageNumber = Annotated[int, Parameter(ge=1, le=1_000_000, description="page number, from 1")]
+PageNumber = Annotated[int, Parameter(query="page", ge=1, le=1_000_000, description="page number, from 1")]
 PageSize = Annotated[int, Parameter(ge=1, le=100, description="items per page, 1..100")]
 Order = Literal["asc", "desc"]
 Search = Annotated[str | None, Parameter(max_length=200, description="case-insensitive substring")]

@@ -36,7 +36,7 @@ class PersonalityController(Controller):
     async def list_personalities(
         self,
         request: Request[Any, Any, Any],
-        page_number: Annotated[PageNumber, Parameter(query="page")] = 1,
+        page_number: PageNumber = 1,
         page_size: PageSize = 20,
         sort_by: PresetSort = "createdAt",
         order: Order = "asc",

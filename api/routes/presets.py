@@ -49,7 +49,7 @@ class PresetController(Controller):
     async def list_presets(
         self,
         request: Request[Any, Any, Any],
-        page_number: Annotated[PageNumber, Parameter(query="page")] = 1,
+        page_number: PageNumber = 1,
         page_size: PageSize = 20,
         sort_by: PresetSort = "createdAt",
         order: Order = "asc",
