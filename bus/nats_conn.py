@@ -7,7 +7,7 @@ import logging
 import nats
 from nats.aio.client import Client as NATS
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from bus import subjects
 
@@ -39,8 +39,14 @@ async def connect(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
 
 
 async def ensure_streams(nc: NATS, *, replicas: int = 1) -> None:
-    """Create (or leave as is) the EVENTS stream. Duplicate window covers relay restarts."""
+    """Create the EVENTS stream if it is missing; an existing one is left as the operator set it.
+    The duplicate window covers relay restarts."""
     js = nc.jetstream()
+    try:
+        await js.stream_info(subjects.EVENTS_STREAM)
+        return
+    except NotFoundError:
+        pass
     config = StreamConfig(
         name=subjects.EVENTS_STREAM,
         subjects=[subjects.EVENTS_WILDCARD],
@@ -53,4 +59,4 @@ async def ensure_streams(nc: NATS, *, replicas: int = 1) -> None:
     try:
         await js.add_stream(config)
     except BadRequestError:
-        await js.update_stream(config)
+        log.info("EVENTS stream created concurrently by another process")

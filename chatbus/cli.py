@@ -142,7 +142,8 @@ async def _migrate(settings: Settings) -> int:
     from chatbus.runtime import bootstrap
 
     generated = await bootstrap(
-        settings.database_url, settings.nats_url, settings.admin_username, settings.admin_password
+        settings.database_url, settings.nats_url, settings.admin_username, settings.admin_password,
+        jetstream_replicas=settings.jetstream_replicas,
     )
     if generated:
         print(f"admin user '{settings.admin_username}' created with password: {generated}", flush=True)

@@ -56,13 +56,15 @@ async def migrate_database(dsn: str) -> list[str]:
         await conn.close()
 
 
-async def bootstrap(dsn: str, nats_url: str, admin_username: str, admin_password: str) -> str | None:
+async def bootstrap(
+    dsn: str, nats_url: str, admin_username: str, admin_password: str, *, jetstream_replicas: int = 1
+) -> str | None:
     """Migrations, the EVENTS stream, system presets and the admin. Returns a generated admin
     password (to print once) when the admin was created just now without CHATBUS_ADMIN_PASSWORD."""
     await migrate_database(dsn)
     nc = await nats_conn.connect(nats_url, name="chatbus-bootstrap")
     try:
-        await nats_conn.ensure_streams(nc)
+        await nats_conn.ensure_streams(nc, replicas=jetstream_replicas)
     finally:
         await nc.drain()
     pool = await db.create_pool(dsn, max_size=2)

@@ -88,7 +88,10 @@ def run_up(settings: Settings) -> int:
         from chatbus.runtime import bootstrap
 
         generated = asyncio.run(
-            bootstrap(database_url, nats_url, settings.admin_username, settings.admin_password)
+            bootstrap(
+                database_url, nats_url, settings.admin_username, settings.admin_password,
+                jetstream_replicas=settings.jetstream_replicas,
+            )
         )
         env = {**os.environ, "CHATBUS_NATS_URL": nats_url, "CHATBUS_DATABASE_URL": database_url}
         children = [

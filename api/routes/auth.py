@@ -175,6 +175,6 @@ class AuthController(Controller):
         )
         base = (edge.config.public_url or str(request.base_url)).rstrip("/")
         return ok({"token": token, "url": f"{base}/login/token?token={token}", "expiresAt": _iso(claims.exp),
-                   "permanent": permanent})
+                   "permanent": permanent}, status=201)
 
 
