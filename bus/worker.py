@@ -30,6 +30,7 @@ class WorkerRuntime:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
+        self.handled = 0  # commands answered by this runtime
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(
@@ -51,6 +52,7 @@ class WorkerRuntime:
             reply = await self._dispatch(msg)
             if msg.reply:
                 await msg.respond(command_encoder.encode(reply))
+            self.handled += 1
         except Exception:
             log.exception("failed to answer %s", msg.subject)
         finally:

@@ -132,7 +132,7 @@ async def _worker(settings: Settings, domains: list[str] | None) -> int:
 async def _relay(settings: Settings) -> int:
     from chatbus.runtime import start_relay
 
-    relay = await start_relay(settings.nats_url, settings.database_url)
+    relay = await start_relay(settings.nats_url, settings.database_url, batch=settings.relay_batch)
     await _until_signal()
     await relay.stop()
     return 0

@@ -124,8 +124,11 @@ async def events_sse(request: Request[Any, Any, Any], types: str | None = None) 
         raise ApiError("VALIDATION_ERROR", "Last-Event-ID must be an event sequence number")
     hub = edge_of(request).hub
 
+    # Listen before answering: once the client has the response headers, no event is missed.
+    queue = hub.listen() if last_id is None else None
+
     async def live() -> AsyncIterator[HubEvent]:
-        queue = hub.listen()
+        assert queue is not None
         try:
             while (event := await queue.get()) is not None:
                 yield event

@@ -1,0 +1,680 @@
+"""The first benchmark (DESIGN.md "Performance"): the HTTP ceiling, reads and writes, side by side.
+
+    python -m tests.bench.run [--duration S] [--warmup S] [--concurrency N] [--out DIR]
+
+Starts an embedded NATS and a durable embedded Postgres (fsync on: real commit latency), bootstraps
+them, runs `chatbus edge`, `chatbus worker`, `chatbus relay` and a bare Litestar app as separate
+processes, measures their idle RSS, then drives each scenario with a load generator in its own
+process: `GET /bare` (the ceiling), `GET /api/presets` (a projection page) and `POST /api/presets`
+(the full command path: edge -> NATS -> worker -> Postgres). Prints a table and writes JSON.
+Everything listens on 127.0.0.1 only, and every process is torn down on exit, error, Ctrl-C or
+the global timeout."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from chatbus.devstack import EmbeddedNats, EmbeddedPostgres, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "bench-admin-password"
+MIB = 1024 * 1024
+STARTUP_TIMEOUT = 60.0
+LOADGEN_GRACE = 5.0
+CHATBUS_ROLES = ("edge", "worker", "relay")
+# DESIGN.md "Performance" targets on a 2-core machine.
+TARGET_READ_RATIO = 0.5
+TARGET_WRITE_RPS = 2000.0
+TARGET_WRITE_P99_MS = 25.0
+TARGET_IDLE_RSS_MIB = 250.0
+
+
+class BenchTimeout(Exception):
+    pass
+
+
+class BenchError(Exception):
+    pass
+
+
+@dataclass
+class Scenario:
+    name: str
+    port: int
+    path: str
+    method: str = "GET"
+    auth: bool = False
+    body: str | None = None
+    expect: int = 200
+    baseline: bool = False
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    workdir: Path | None = None
+    nats: EmbeddedNats | None = None
+    pg: EmbeddedPostgres | None = None
+    children: dict[str, Child] = field(default_factory=dict)
+    loadgen: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        self.workdir = Path(tempfile.mkdtemp(prefix="chatbus-bench-"))
+        (self.workdir / "logs").mkdir()
+        step("embedded NATS")
+        self.nats = EmbeddedNats(self.workdir / "nats")
+        nats_url = self.nats.start()
+        step("embedded Postgres (durable=True: fsync on)")
+        self.pg = EmbeddedPostgres(self.workdir / "postgres", durable=True)
+        dsn = self.pg.start()
+        step("bootstrap (migrations, streams, system presets, admin)")
+        pg_settings = asyncio.run(bootstrap(dsn, nats_url))
+
+        env = {
+            **os.environ,
+            "CHATBUS_NATS_URL": nats_url,
+            "CHATBUS_DATABASE_URL": dsn,
+            "CHATBUS_LOG_LEVEL": "WARNING",
+        }
+        for key in ("CHATBUS_HOST", "CHATBUS_PORT", "CHATBUS_DATA_DIR"):
+            env.pop(key, None)
+        edge_port, bare_port = free_port(), free_port()
+        py = sys.executable
+        step("edge, worker, relay and the bare app as separate processes")
+        self.spawn("edge", [py, "-m", "chatbus", "edge", "--host", HOST, "--port", str(edge_port)], env)
+        self.spawn("worker", [py, "-m", "chatbus", "worker"], env)
+        self.spawn("relay", [py, "-m", "chatbus", "relay"], env)
+        self.spawn("bare", [py, "-m", "tests.bench.bare_app", "--host", HOST, "--port", str(bare_port)], env)
+        self.wait_http(bare_port, "/bare", "bare")
+        self.wait_http(edge_port, "/health", "edge")
+        step("login")
+        token = self.login(edge_port)
+        return {
+            "nats_url": nats_url,
+            "dsn": dsn,
+            "edge_port": edge_port,
+            "bare_port": bare_port,
+            "token": token,
+            "postgres_settings": pg_settings,
+            "data_dir_fs": filesystem_of(self.workdir),
+        }
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        assert self.workdir is not None
+        log = self.workdir / "logs" / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        self.children[name] = Child(name, proc, log)
+
+    def check_alive(self) -> None:
+        for child in self.children.values():
+            if child.proc.poll() is not None:
+                raise BenchError(f"{child.name} exited with code {child.proc.returncode}\n{tail(child.log)}")
+
+    def wait_http(self, port: int, path: str, what: str) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        last = ""
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                status, _ = http(port, "GET", path, timeout=2.0)
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except OSError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        raise BenchError(f"{what} did not answer GET {path} within {STARTUP_TIMEOUT:.0f}s ({last})")
+
+    def login(self, port: int) -> str:
+        # The edge can be up before the worker serves `auth`: retry until the command is answered.
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        last = ""
+        while time.monotonic() < deadline:
+            self.check_alive()
+            status, body = http(port, "POST", "/api/auth/login", {"password": ADMIN_PASSWORD}, timeout=15.0)
+            if status == 200:
+                return str(body["data"]["token"])
+            last = f"HTTP {status}: {body}"
+            time.sleep(0.25)
+        raise BenchError(f"login failed: {last}")
+
+    def teardown(self) -> None:
+        if self.loadgen is not None:
+            stop_process(self.loadgen, "loadgen")
+            self.loadgen = None
+        # The HTTP servers first (they hold bus and database connections), then the back end.
+        for name in ("edge", "bare", "worker", "relay"):
+            child = self.children.pop(name, None)
+            if child is not None:
+                stop_process(child.proc, name)
+        for name, child in list(self.children.items()):
+            stop_process(child.proc, name)
+        self.children.clear()
+        for server in (self.nats, self.pg):
+            if server is not None:
+                try:
+                    server.stop()
+                except Exception as exc:
+                    print(f"  ! stopping {type(server).__name__}: {exc!r}; killing it", file=sys.stderr)
+                    with contextlib.suppress(Exception):
+                        server.kill()
+        self.nats = self.pg = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    # -- measurements ----------------------------------------------------------------------------
+
+    def roots(self) -> dict[str, int]:
+        """The process-tree roots we account for: chatbus roles, NATS, the postmaster (and the bare app)."""
+        roots = {
+            name: self.children[name].proc.pid for name in (*CHATBUS_ROLES, "bare") if name in self.children
+        }
+        if self.nats is not None and self.nats.proc is not None:
+            roots["nats"] = self.nats.proc.pid
+        if self.pg is not None and self.pg.proc is not None:
+            roots["postgres"] = self.pg.proc.pid
+        return roots
+
+    def memory(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, pid in self.roots().items():
+            rss = pss = 0
+            procs = tree(pid)
+            for p in procs:
+                with contextlib.suppress(psutil.Error):
+                    info = p.memory_full_info()
+                    rss += info.rss
+                    pss += getattr(info, "pss", 0)
+            out[name] = {"rss_mib": rss / MIB, "pss_mib": pss / MIB, "processes": len(procs)}
+        return out
+
+    def cpu_seconds(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.roots().items():
+            total = 0.0
+            for p in tree(pid):
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+            out[name] = total
+        return out
+
+    def probe(self, scenario: Scenario, token: str) -> None:
+        """One request of the scenario before the load: fail fast with the server's answer."""
+        body = (
+            json.loads(scenario.body.format(w="probe", n=0, tag=uuid.uuid4().hex[:6]))
+            if scenario.body
+            else None
+        )
+        status, answer = http(
+            scenario.port, scenario.method, scenario.path, body, token=token if scenario.auth else None
+        )
+        if status != scenario.expect:
+            raise BenchError(f"probe {scenario.name}: expected {scenario.expect}, got {status}: {answer}")
+
+    def run_scenario(self, scenario: Scenario, token: str, tag: str) -> dict[str, Any]:
+        args = self.args
+        spec = {
+            "port": scenario.port,
+            "path": scenario.path,
+            "method": scenario.method,
+            "body": scenario.body,
+            "headers": {"Authorization": f"Bearer {token}"} if scenario.auth else {},
+            "tag": tag,
+            "concurrency": args.concurrency,
+            "warmup": args.warmup,
+            "duration": args.duration,
+            "grace": LOADGEN_GRACE,
+            "expect": scenario.expect,
+        }
+        self.loadgen = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.loadgen", json.dumps(spec)],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert self.loadgen.stdout is not None
+        cpu0 = cpu1 = None
+        sys0 = sys1 = None
+        result: dict[str, Any] | None = None
+        for raw in self.loadgen.stdout:  # bounded by the loadgen's own durations and the global alarm
+            line = raw.decode().strip()
+            if line == "measure-start":
+                cpu0, sys0 = self.cpu_seconds(), psutil.cpu_times()
+            elif line == "measure-end":
+                cpu1, sys1 = self.cpu_seconds(), psutil.cpu_times()
+            elif line.startswith("{"):
+                result = json.loads(line)
+        code = self.loadgen.wait(LOADGEN_GRACE + 10)
+        self.loadgen = None
+        if code != 0 or result is None:
+            raise BenchError(f"load generator for {scenario.name} failed (exit code {code})")
+        self.check_alive()
+        if cpu0 and cpu1 and sys0 and sys1:
+            window = result["window_s"]
+            result["server_cpu_pct"] = {
+                k: round(100 * (cpu1[k] - cpu0.get(k, 0.0)) / window, 1) for k in cpu1
+            }
+            (busy0, total0), (busy1, total1) = busy_total(sys0), busy_total(sys1)
+            result["machine_busy_pct"] = round(100 * (busy1 - busy0) / max(total1 - total0, 1e-9), 1)
+        return result
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def busy_total(times: Any) -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine; guest time is already inside user time."""
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    return total - times.idle - getattr(times, "iowait", 0.0), total
+
+
+def step(message: str) -> None:
+    print(f"- {message}", flush=True)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy: 127.0.0.1 only
+
+
+def http(
+    port: int, method: str, path: str, body: Any = None, *, token: str | None = None, timeout: float = 10.0
+) -> tuple[int, Any]:
+    """A set-up request (not the load): (status, decoded JSON body or text)."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data, method=method, headers=headers)
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw[:300].decode(errors="replace")
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def stop_process(proc: subprocess.Popen[bytes], name: str, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print(f"  ! {name} did not stop within {timeout:.0f}s; killing it", file=sys.stderr)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: takes any leftover children with it
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+async def bootstrap(dsn: str, nats_url: str) -> dict[str, str]:
+    from bus import db
+    from chatbus.runtime import bootstrap as chatbus_bootstrap
+
+    await chatbus_bootstrap(dsn, nats_url, ADMIN_USERNAME, ADMIN_PASSWORD)
+    conn = await db.connect(dsn)
+    try:
+        names = (
+            "server_version",
+            "fsync",
+            "synchronous_commit",
+            "full_page_writes",
+            "wal_sync_method",
+            "shared_buffers",
+            "max_connections",
+        )
+        return {n: str(await conn.fetchval(f"SHOW {n}")) for n in names}
+    finally:
+        await conn.close()
+
+
+def filesystem_of(path: Path) -> str:
+    best, fstype = "", "?"
+    for part in psutil.disk_partitions(all=True):
+        if str(path).startswith(part.mountpoint) and len(part.mountpoint) > len(best):
+            best, fstype = part.mountpoint, part.fstype
+    return f"{fstype} ({best})"
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    git = ""
+    with contextlib.suppress(Exception):
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        git = f"{sha}{' (dirty)' if dirty else ''}"
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "memory_mib": round(psutil.virtual_memory().total / MIB),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "git": git,
+    }
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+    )
+    out = [line, "-" * len(line)]
+    for row in rows:
+        out.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return "\n".join(out)
+
+
+def report(result: dict[str, Any]) -> str:
+    cfg, mem = result["config"], result["idle_memory"]
+    lines = [
+        "",
+        f"chatbus bench  {result['timestamp']}  git {result['machine']['git']}",
+        f"machine: {result['machine']['nproc']} CPUs ({result['machine']['cpu_model']}), "
+        f"Python {result['machine']['python']}",
+        f"load: {cfg['concurrency']} keep-alive connections, {cfg['warmup']:g}s warm-up + "
+        f"{cfg['duration']:g}s per scenario, load generator in its own process",
+        f"postgres: durable=True (fsync={result['postgres']['fsync']}, "
+        f"synchronous_commit={result['postgres']['synchronous_commit']}, "
+        f"wal_sync_method={result['postgres']['wal_sync_method']}) on {result['data_dir_fs']}",
+        "",
+    ]
+    bare_rps = next((s["rps"] for s in result["scenarios"] if s["baseline"]), 0.0)
+    rows = []
+    for s in result["scenarios"]:
+        ratio = s["rps"] / bare_rps if bare_rps else float("nan")
+        rows.append(
+            [
+                s["name"],
+                str(s["requests"]),
+                str(s["errors"]),
+                f"{s['rps']:,.0f}",
+                f"{s['latency_ms']['p50']:.2f}",
+                f"{s['latency_ms']['p99']:.2f}",
+                f"{ratio:.2f}x",
+            ]
+        )
+    lines.append(
+        render_table(["scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs bare"], rows)
+    )
+    for s in result["scenarios"]:
+        cpu = s.get("server_cpu_pct", {})
+        shown = ", ".join(f"{k} {v:.0f}%" for k, v in cpu.items() if v >= 1)
+        extra = f"  statuses {s['statuses']}" if s["errors"] or s["unexpected_2xx"] else ""
+        lines.append(
+            f"  {s['name']}: CPU loadgen {s['loadgen_cpu_pct']:.0f}%, {shown}; machine busy "
+            f"{s.get('machine_busy_pct', float('nan')):.0f}%{extra}"
+        )
+        for status, sample in s["error_samples"].items():
+            lines.append(f"    HTTP {status}: {sample[:160]}")
+        if s["connection_errors"]:
+            lines.append(f"    connection errors: {s['connection_errors']}")
+    lines.append("")
+    rows = [
+        [name, f"{m['rss_mib']:.1f}", f"{m['pss_mib']:.1f}", str(m["processes"])]
+        for name, m in mem.items()
+        if name != "bare"
+    ]
+    rows.append(
+        [
+            "total",
+            f"{result['idle_rss_total_mib']:.1f}",
+            f"{result['idle_pss_total_mib']:.1f}",
+            str(sum(m["processes"] for n, m in mem.items() if n != "bare")),
+        ]
+    )
+    lines.append("idle memory (before the load; RSS sums each process tree, PSS splits shared pages)")
+    lines.append(render_table(["process", "RSS MiB", "PSS MiB", "procs"], rows))
+    if "bare" in mem:
+        lines.append(f"(bare app, not in the total: {mem['bare']['rss_mib']:.1f} MiB RSS)")
+    lines.append("")
+    lines.append("targets (DESIGN.md, 2 cores):")
+    for t in result["targets"]:
+        lines.append(f"  [{'ok' if t['met'] else 'MISS'}] {t['what']}: {t['measured']}")
+    return "\n".join(lines)
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    by_name = {s["name"]: s for s in result["scenarios"]}
+    bare, read, write = by_name["GET /bare"], by_name["GET /api/presets"], by_name["POST /api/presets"]
+    ratio = read["rps"] / bare["rps"] if bare["rps"] else 0.0
+    rss = result["idle_rss_total_mib"]
+    return [
+        {
+            "what": f"reads >= {TARGET_READ_RATIO}x bare",
+            "measured": f"{ratio:.2f}x",
+            "met": ratio >= TARGET_READ_RATIO,
+        },
+        {
+            "what": f"writes >= {TARGET_WRITE_RPS:,.0f}/s",
+            "measured": f"{write['rps']:,.0f}/s",
+            "met": write["rps"] >= TARGET_WRITE_RPS and write["errors"] == 0,
+        },
+        {
+            "what": f"write p99 <= {TARGET_WRITE_P99_MS:g} ms",
+            "measured": f"{write['latency_ms']['p99']:.2f} ms",
+            "met": write["latency_ms"]["p99"] <= TARGET_WRITE_P99_MS,
+        },
+        {
+            "what": f"idle RSS <= {TARGET_IDLE_RSS_MIB:g} MiB",
+            "measured": f"{rss:.1f} MiB",
+            "met": rss <= TARGET_IDLE_RSS_MIB,
+        },
+    ]
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="measured seconds per scenario (default 5)"
+    )
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per scenario (default 1)")
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (default 32)")
+    parser.add_argument(
+        "--out", default="bench-results", help="directory for the JSON result (default bench-results)"
+    )
+    args = parser.parse_args(argv)
+    if not (0 < args.duration <= 600 and 0 <= args.warmup <= 120 and 0 < args.concurrency <= 2000):
+        parser.error("need 0 < duration <= 600, 0 <= warmup <= 120, 0 < concurrency <= 2000")
+    return args
+
+
+def measure(bench: Bench) -> dict[str, Any]:
+    args = bench.args
+    started = time.monotonic()
+    setup = bench.start()
+    edge, bare, token = setup["edge_port"], setup["bare_port"], setup["token"]
+    scenarios = [
+        Scenario("GET /bare", bare, "/bare", baseline=True),
+        Scenario("GET /api/presets", edge, "/api/presets", auth=True),
+        Scenario(
+            "POST /api/presets",
+            edge,
+            "/api/presets",
+            method="POST",
+            auth=True,
+            expect=201,
+            body='{{"id":"b-{tag}-{w}-{n}","name":"bench preset {w}-{n}"}}',
+        ),
+    ]
+    for scenario in scenarios:
+        bench.probe(scenario, token)
+    time.sleep(2.0)  # let start-up and the probes settle before the idle snapshot
+    bench.check_alive()
+    memory = bench.memory()
+    tag = uuid.uuid4().hex[:6]
+    results = []
+    for scenario in scenarios:
+        step(
+            f"{scenario.name}: {args.warmup:g}s warm-up + {args.duration:g}s, {args.concurrency} connections"
+        )
+        result = bench.run_scenario(scenario, token, tag)
+        results.append(
+            {
+                "name": scenario.name,
+                "method": scenario.method,
+                "path": scenario.path,
+                "baseline": scenario.baseline,
+                "expected_status": scenario.expect,
+                **result,
+            }
+        )
+    accounted = {n: m for n, m in memory.items() if n != "bare"}
+    out: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "wall_s": 0.0,
+        "machine": machine_info(),
+        "config": {
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "concurrency": args.concurrency,
+            "postgres_durable": True,
+            "host": HOST,
+            "loadgen": "raw asyncio streams, own process",
+        },
+        "postgres": setup["postgres_settings"],
+        "data_dir_fs": setup["data_dir_fs"],
+        "idle_memory": memory,
+        "idle_rss_total_mib": sum(m["rss_mib"] for m in accounted.values()),
+        "idle_pss_total_mib": sum(m["pss_mib"] for m in accounted.values()),
+        "idle_memory_note": "after start-up, login and one probe request per scenario, 2 s settle; "
+        "total = edge + worker + relay + nats + postgres (bare app excluded)",
+        "scenarios": results,
+    }
+    for s in results:
+        base = next(r for r in results if r["baseline"])
+        s["ratio_to_bare"] = s["rps"] / base["rps"] if base["rps"] else None
+    out["targets"] = targets(out)
+    out["wall_s"] = round(time.monotonic() - started, 1)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = int(STARTUP_TIMEOUT * 2 + 3 * (args.warmup + args.duration + LOADGEN_GRACE + 15) + 30)
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise BenchTimeout(f"global timeout of {budget}s reached")
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.alarm(budget)
+    bench = Bench(args)
+    code = 1
+    try:
+        result = measure(bench)
+        code = 0
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        code = 130
+    except (BenchTimeout, BenchError) as exc:
+        print(f"\nbench failed: {exc}", file=sys.stderr)
+        for child in bench.children.values():
+            print(f"--- {child.name} log (tail) ---\n{tail(child.log, 15)}", file=sys.stderr)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # teardown is bounded; do not cut it short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        step("teardown")
+        bench.teardown()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if code != 0:
+        return code
+    print(report(result))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = result["timestamp"].replace("-", "").replace(":", "")
+    path = out_dir / f"bench-{stamp}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
