@@ -52,7 +52,7 @@ async def _before_send(message: Message, scope: Scope) -> None:
         if rid:
             headers = list(message.get("headers", []))
             headers.append((b"x-request-id", str(rid).encode()))
-            message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+            message["headers"] = headers
 
 
 def create_app(config: EdgeConfig) -> Litestar:
@@ -99,7 +99,10 @@ def create_app(config: EdgeConfig) -> Litestar:
             Exception: handle_unexpected,
         },
         openapi_config=OpenAPIConfig(
-            title="chatbus", version=VERSION, description=DESCRIPTION, path="/schema",
+            title="chatbus",
+            version=VERSION,
+            description=DESCRIPTION,
+            path="/schema",
             render_plugins=[ScalarRenderPlugin()],
         ),
         before_send=[_before_send],

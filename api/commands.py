@@ -48,7 +48,9 @@ async def send(
     anonymous: bool = False,
 ) -> CommandReply:
     """Send a command and return the successful reply; a refused one raises ApiError."""
-    actor = Actor("anonymous", "none") if anonymous else Actor(principal_of(request).username, principal_of(request).scope)
+    actor = (
+        Actor("anonymous", "none") if anonymous else Actor(principal_of(request).username, principal_of(request).scope)
+    )
     envelope = CommandEnvelope(
         command_id=command_id(request, actor.subject),
         type=f"{domain}.{action}",

@@ -76,7 +76,13 @@ def ok(data: Any = None, *, status: int = 200, headers: dict[str, str] | None = 
 
 
 def error_body(code: str, message: str, details: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"success": False, "status": "error", "error": message, "message": message, "code": code}
+    body: dict[str, Any] = {
+        "success": False,
+        "status": "error",
+        "error": message,
+        "message": message,
+        "code": code,
+    }
     if details is not None:
         body["details"] = details
     body.update(extra)
@@ -84,11 +90,18 @@ def error_body(code: str, message: str, details: list[Any] | None = None, **extr
 
 
 def error_response(
-    code: str, message: str, status: int, details: list[Any] | None = None, headers: dict[str, str] | None = None,
+    code: str,
+    message: str,
+    status: int,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response[bytes]:
     return Response(
-        content=encode(error_body(code, message, details, **extra)), status_code=status, media_type=JSON, headers=headers
+        content=encode(error_body(code, message, details, **extra)),
+        status_code=status,
+        media_type=JSON,
+        headers=headers,
     )
 
 

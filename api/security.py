@@ -82,7 +82,7 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     principal = connection.scope.get("state", {}).get("principal")
     if principal is None:
         raise ApiError("AUTH_REQUIRED", "authentication required")
-    return principal  # type: ignore[no-any-return]
+    return principal
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

@@ -26,4 +26,4 @@ class Edge:
 
 
 def edge_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Edge:
-    return connection.app.state["edge"]  # type: ignore[no-any-return]
+    return connection.app.state["edge"]

@@ -24,14 +24,14 @@ class CommandClient:
         self.nc = nc
         self.timeout = timeout
 
-    async def send(self, domain: str, action: str, envelope: CommandEnvelope, *, timeout: float | None = None) -> CommandReply:
+    async def send(
+        self, domain: str, action: str, envelope: CommandEnvelope, *, timeout: float | None = None
+    ) -> CommandReply:
         subject = subjects.command(domain, action)
         if not self.nc.is_connected:
             raise BusUnavailable("message bus is not connected")
         try:
-            msg = await self.nc.request(
-                subject, command_encoder.encode(envelope), timeout=timeout or self.timeout
-            )
+            msg = await self.nc.request(subject, command_encoder.encode(envelope), timeout=timeout or self.timeout)
         except nats.errors.NoRespondersError as exc:
             raise BusUnavailable(f"no worker serves {domain}") from exc
         except nats.errors.TimeoutError as exc:

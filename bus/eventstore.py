@@ -131,9 +131,7 @@ async def append_events(
     return sorted((_row_to_event(r) for r in rows), key=lambda e: e.global_position)
 
 
-async def read_feed(
-    conn: asyncpg.Connection, after_tx: int, after_pos: int, limit: int
-) -> list[RecordedEvent]:
+async def read_feed(conn: asyncpg.Connection, after_tx: int, after_pos: int, limit: int) -> list[RecordedEvent]:
     """Events committed after (tx, pos), never past the oldest transaction still in flight,
     so an event committed late is not skipped."""
     rows = await conn.fetch(
@@ -150,9 +148,7 @@ async def read_feed(
 
 
 async def load_checkpoint(conn: asyncpg.Connection, name: str) -> tuple[int, int]:
-    row = await conn.fetchrow(
-        "SELECT last_tx::text::bigint AS tx, last_pos FROM checkpoints WHERE name = $1", name
-    )
+    row = await conn.fetchrow("SELECT last_tx::text::bigint AS tx, last_pos FROM checkpoints WHERE name = $1", name)
     return (row["tx"], row["last_pos"]) if row else (0, 0)
 
 

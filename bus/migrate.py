@@ -38,9 +38,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 continue
             async with conn.transaction():
                 await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (number, name) VALUES ($1, $2)", number, name
-                )
+                await conn.execute("INSERT INTO schema_migrations (number, name) VALUES ($1, $2)", number, name)
             log.info("applied migration %s", name)
             applied_now.append(name)
     finally:

@@ -103,8 +103,9 @@ class Relay:
                 if published < self.batch:
                     waiter = asyncio.ensure_future(self._wake.wait())
                     stopper = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait({waiter, stopper}, timeout=self.poll_interval,
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {waiter, stopper}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                    )
                     waiter.cancel()
                     stopper.cancel()
         finally:

@@ -21,9 +21,7 @@ CommandFn = Callable[[CommandEnvelope], Awaitable[CommandReply]]
 
 
 class WorkerRuntime:
-    def __init__(
-        self, nc: NATS, domain: str, handlers: Mapping[str, CommandFn], *, concurrency: int = 64
-    ) -> None:
+    def __init__(self, nc: NATS, domain: str, handlers: Mapping[str, CommandFn], *, concurrency: int = 64) -> None:
         self.nc = nc
         self.domain = domain
         self.handlers = dict(handlers)

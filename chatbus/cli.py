@@ -100,8 +100,13 @@ def _edge(settings: Settings) -> int:
 
     secret = asyncio.run(shared_jwt_secret(settings.database_url, settings.jwt_secret))
     config = edge_config(
-        settings.nats_url, settings.database_url, secret, token_ttl=settings.token_ttl,
-        command_timeout=settings.command_timeout, public_url=settings.public_url, db_pool_size=settings.db_pool_size,
+        settings.nats_url,
+        settings.database_url,
+        secret,
+        token_ttl=settings.token_ttl,
+        command_timeout=settings.command_timeout,
+        public_url=settings.public_url,
+        db_pool_size=settings.db_pool_size,
         trusted_proxies=tuple(p.strip() for p in settings.trusted_proxies.split(",") if p.strip()),
     )
     uvicorn.Server(uvicorn_config(config, settings.host, settings.port)).run()
@@ -120,7 +125,10 @@ async def _worker(settings: Settings, domains: list[str] | None) -> int:
     from chatbus.runtime import ALL_DOMAINS, start_workers
 
     process = await start_workers(
-        settings.nats_url, settings.database_url, domains or ALL_DOMAINS, concurrency=settings.worker_concurrency,
+        settings.nats_url,
+        settings.database_url,
+        domains or ALL_DOMAINS,
+        concurrency=settings.worker_concurrency,
         pool_size=settings.db_pool_size,
     )
     log.info("worker serving %s", ", ".join(domains or ALL_DOMAINS))
@@ -142,7 +150,10 @@ async def _migrate(settings: Settings) -> int:
     from chatbus.runtime import bootstrap
 
     generated = await bootstrap(
-        settings.database_url, settings.nats_url, settings.admin_username, settings.admin_password,
+        settings.database_url,
+        settings.nats_url,
+        settings.admin_username,
+        settings.admin_password,
         jetstream_replicas=settings.jetstream_replicas,
     )
     if generated:
@@ -168,9 +179,6 @@ async def _replay(settings: Settings, batch: int) -> int:
 
 
 async def _set_password(settings: Settings, username: str | None, password: str | None) -> int:
-    from bus import db
-    from services.auth.handlers import set_password
-    from services.registry import make_store
 
     username = username or settings.admin_username
     if password is None:

@@ -59,7 +59,9 @@ class EmbeddedNats:
         log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
             [nats_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir)],
-            stdout=log, stderr=log, start_new_session=True,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         _wait_port(self.port, self.proc, "nats-server")
         return self.url
@@ -108,19 +110,42 @@ class EmbeddedPostgres:
         as_user = self._run_as()
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [self._bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=utf8", "-U", "postgres"],
-                check=True, capture_output=True, **as_user,  # type: ignore[call-overload]
+                [
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                capture_output=True,
+                **as_user,  # type: ignore[call-overload]
             )
         if self._running_pid() is not None:
             raise RuntimeError(f"a postgres server already runs on {self.data_dir}; is another `chatbus up` running?")
-        options = ["-c", f"port={self.port}", "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                   "-c", "max_connections=300", "-c", "shared_buffers=32MB"]
+        options = [
+            "-c",
+            f"port={self.port}",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=32MB",
+        ]
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "full_page_writes=off"]
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [self._bin("postgres"), "-D", str(self.data_dir), *options],
-            stdout=log, stderr=log, start_new_session=True, **as_user,  # type: ignore[call-overload]
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            **as_user,  # type: ignore[call-overload]
         )
         _wait_port(self.port, self.proc, "postgres")
         self._ensure_database("chatbus")
@@ -139,9 +164,21 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + 30
         while True:
             out = subprocess.run(
-                [self._bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
-                 "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-                capture_output=True, text=True,
+                [
+                    self._bin("psql"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-tAc",
+                    f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
+                ],
+                capture_output=True,
+                text=True,
             )
             if out.returncode == 0:
                 break
@@ -150,9 +187,21 @@ class EmbeddedPostgres:
             time.sleep(0.1)
         if out.stdout.strip() != "1":
             subprocess.run(
-                [self._bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
-                 "-c", f'CREATE DATABASE "{name}"'],
-                check=True, capture_output=True,
+                [
+                    self._bin("psql"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    f'CREATE DATABASE "{name}"',
+                ],
+                check=True,
+                capture_output=True,
             )
 
     def stop(self) -> None:

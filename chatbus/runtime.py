@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -91,7 +91,12 @@ class WorkerProcess:
 
 
 async def start_workers(
-    nats_url: str, dsn: str, domains: Sequence[str] = ALL_DOMAINS, *, concurrency: int = 64, pool_size: int = 10,
+    nats_url: str,
+    dsn: str,
+    domains: Sequence[str] = ALL_DOMAINS,
+    *,
+    concurrency: int = 64,
+    pool_size: int = 10,
     name: str = "worker",
 ) -> WorkerProcess:
     unknown = [d for d in domains if d not in registry.DOMAINS]
@@ -126,16 +131,36 @@ class EdgeServer:
 
 def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: object) -> EdgeConfig:
     return EdgeConfig(
-        nats_url=nats_url, database_url=dsn, jwt_secret=jwt_secret,
-        instance_id=f"edge-{socket.gethostname()}-{os.getpid()}", **kwargs,  # type: ignore[arg-type]
+        nats_url=nats_url,
+        database_url=dsn,
+        jwt_secret=jwt_secret,
+        instance_id=f"edge-{socket.gethostname()}-{os.getpid()}",
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
 def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: object) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(config), host=host, port=port, lifespan="on", log_level="warning", access_log=False,
-        loop="uvloop", http="httptools", ws="websockets-sansio", timeout_graceful_shutdown=5, **kwargs,  # type: ignore[arg-type]
+        create_app(config),
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=5,
+        **kwargs,  # type: ignore[arg-type]
     )
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its host (a test, or a process with its own handlers)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def start_edge(config: EdgeConfig, host: str = "127.0.0.1", port: int = 0) -> EdgeServer:
@@ -143,8 +168,7 @@ async def start_edge(config: EdgeConfig, host: str = "127.0.0.1", port: int = 0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = uvicorn.Server(uvicorn_config(config, host, port))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _EmbeddedServer(uvicorn_config(config, host, port))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -38,6 +38,8 @@ class Settings:
     trusted_proxies: str = field(default_factory=lambda: os.environ.get("CHATBUS_TRUSTED_PROXIES", ""))
 
     def require_urls(self) -> None:
-        missing = [n for n, v in (("CHATBUS_NATS_URL", self.nats_url), ("CHATBUS_DATABASE_URL", self.database_url)) if not v]
+        missing = [
+            n for n, v in (("CHATBUS_NATS_URL", self.nats_url), ("CHATBUS_DATABASE_URL", self.database_url)) if not v
+        ]
         if missing:
             raise SystemExit(f"set {' and '.join(missing)} (or use `chatbus up`, which starts both)")

@@ -89,7 +89,10 @@ def run_up(settings: Settings) -> int:
 
         generated = asyncio.run(
             bootstrap(
-                database_url, nats_url, settings.admin_username, settings.admin_password,
+                database_url,
+                nats_url,
+                settings.admin_username,
+                settings.admin_password,
                 jetstream_replicas=settings.jetstream_replicas,
             )
         )
@@ -139,7 +142,7 @@ def _banner(settings: Settings, data_dir: Path, generated: str | None, own_nats:
         lines.append(f"  login:     user '{settings.admin_username}' with the password from the first start")
     lines += [
         f"  try:       curl -s -X POST {url}/api/auth/login -H 'Content-Type: application/json' "
-        "-d '{\"password\": \"...\"}'",
+        '-d \'{"password": "..."}\'',
         "Press Ctrl-C to stop.",
         "",
     ]

@@ -98,5 +98,3 @@ class TokenRevoked(msgspec.Struct, kw_only=True):
 class LoginLinkConsumed(msgspec.Struct, kw_only=True):
     jti: str
     username: str
-
-

@@ -47,9 +47,7 @@ ERROR_STATUS: dict[str, int] = {
 class DomainError(Exception):
     """A rule of the domain refused a command. Travels back to the edge as a typed reply."""
 
-    def __init__(
-        self, code: str, message: str, *, status: int | None = None, details: list[Any] | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, *, status: int | None = None, details: list[Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -186,5 +186,3 @@ class DefaultPresetChanged(msgspec.Struct, kw_only=True):
 
     preset_id: str
     previous_id: str | None = None
-
-

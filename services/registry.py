@@ -29,4 +29,4 @@ DOMAINS: dict[str, Callable[[EventStore], dict[str, CommandFn]]] = {
 
 
 def make_store(pool: object) -> EventStore:
-    return EventStore(pool, [p.apply for p in PROJECTIONS])  # type: ignore[arg-type]
+    return EventStore(pool, [p.apply for p in PROJECTIONS])

@@ -11,7 +11,11 @@ import sys
 
 def spawn(role: list[str], nats_url: str, dsn: str, **env: str) -> subprocess.Popen[bytes]:
     full_env = {
-        **os.environ, "CHATBUS_NATS_URL": nats_url, "CHATBUS_DATABASE_URL": dsn, "CHATBUS_LOG_LEVEL": "WARNING", **env,
+        **os.environ,
+        "CHATBUS_NATS_URL": nats_url,
+        "CHATBUS_DATABASE_URL": dsn,
+        "CHATBUS_LOG_LEVEL": "WARNING",
+        **env,
     }
     return subprocess.Popen([sys.executable, "-m", "chatbus", *role], env=full_env)
 

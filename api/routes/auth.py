@@ -43,7 +43,9 @@ async def password_login(request: Request[Any, Any, Any], username: str, passwor
     """Check the password through the auth workers; returns (username, scope)."""
     try:
         reply = await commands.send(
-            request, "auth", "login",
+            request,
+            "auth",
+            "login",
             {"username": username, "password": password, "client_ip": client_ip(request)},
             anonymous=True,
         )
@@ -60,8 +62,11 @@ async def link_login(request: Request[Any, Any, Any], link_token: str) -> tuple[
         raise ApiError(exc.code, exc.message) from exc
     if not claims.permanent:
         await commands.send(
-            request, "auth", "consume_link",
-            {"jti": claims.jti, "username": claims.sub, "expires_at": float(claims.exp)}, anonymous=True,
+            request,
+            "auth",
+            "consume_link",
+            {"jti": claims.jti, "username": claims.sub, "expires_at": float(claims.exp)},
+            anonymous=True,
         )
     elif await queries.is_revoked(edge_of(request).pool, claims.jti):
         raise ApiError("INVALID_TOKEN", "this login link has been revoked")
@@ -75,8 +80,14 @@ def issue_session(request: Request[Any, Any, Any], username: str, scope: str) ->
 
 async def revoke(request: Request[Any, Any, Any], principal: Principal) -> None:
     await commands.send(
-        request, "auth", "revoke_token",
-        {"jti": principal.claims.jti, "username": principal.username, "expires_at": float(principal.claims.exp)},
+        request,
+        "auth",
+        "revoke_token",
+        {
+            "jti": principal.claims.jti,
+            "username": principal.username,
+            "expires_at": float(principal.claims.exp),
+        },
     )
     edge_of(request).revoked.add(principal.claims.jti)
 
@@ -91,10 +102,17 @@ class PublicAuthController(Controller):
         elif data.password:
             username, scope = await password_login(request, data.username or DEFAULT_USERNAME, data.password)
         else:
-            raise ApiError("VALIDATION_ERROR", "send {password}, {username, password} or {token}",
-                           details=[{"field": "password", "reason": "required"}])
+            raise ApiError(
+                "VALIDATION_ERROR",
+                "send {password}, {username, password} or {token}",
+                details=[{"field": "password", "reason": "required"}],
+            )
         token, claims = issue_session(request, username, scope)
-        data_out = {"token": token, "expiresAt": _iso(claims.exp), "user": {"username": username, "scope": scope}}
+        data_out = {
+            "token": token,
+            "expiresAt": _iso(claims.exp),
+            "user": {"username": username, "scope": scope},
+        }
         response = ok(data_out)
         response.cookies.append(session_cookie(token, claims.exp - claims.iat))
         return response
@@ -114,8 +132,11 @@ class PublicAuthController(Controller):
         try:
             username, scope = await link_login(request, token)
         except ApiError as exc:
-            return Response(content=encode(error_body(exc.code, exc.message)), status_code=exc.status,
-                            media_type="application/json")
+            return Response(
+                content=encode(error_body(exc.code, exc.message)),
+                status_code=exc.status,
+                media_type="application/json",
+            )
         session, claims = issue_session(request, username, scope)
         return Redirect(path="/", status_code=302, cookies=[session_cookie(session, claims.exp - claims.iat)])
 
@@ -127,8 +148,16 @@ class AuthController(Controller):
     @get("/api/auth/verify")
     async def verify(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         p = principal_of(request)
-        return ok({"valid": True, "userId": p.username, "username": p.username, "isAdmin": p.is_admin,
-                   "scope": p.scope, "expiresAt": _iso(p.claims.exp)})
+        return ok(
+            {
+                "valid": True,
+                "userId": p.username,
+                "username": p.username,
+                "isAdmin": p.is_admin,
+                "scope": p.scope,
+                "expiresAt": _iso(p.claims.exp),
+            }
+        )
 
     @post("/api/auth/refresh", status_code=200)
     async def refresh(self, request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -150,16 +179,27 @@ class AuthController(Controller):
     async def me(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         p = principal_of(request)
         user = await queries.get_user(edge_of(request).pool, p.username)
-        return ok({"username": p.username, "isAdmin": p.is_admin, "scope": p.scope,
-                   "createdAt": user.created_at if user else None, "lastLoginAt": user.last_login_at if user else None})
+        return ok(
+            {
+                "username": p.username,
+                "isAdmin": p.is_admin,
+                "scope": p.scope,
+                "createdAt": user.created_at if user else None,
+                "lastLoginAt": user.last_login_at if user else None,
+            }
+        )
 
     @post("/api/auth/password", status_code=200)
     async def change_password(self, request: Request[Any, Any, Any], data: PasswordChangeBody) -> Response[bytes]:
         p = principal_of(request)
         if not p.is_admin:
             raise ApiError("FORBIDDEN", "group tokens cannot change a password")
-        await commands.send(request, "auth", "change_password",
-                            {"username": p.username, "old_password": data.old_password, "new_password": data.new_password})
+        await commands.send(
+            request,
+            "auth",
+            "change_password",
+            {"username": p.username, "old_password": data.old_password, "new_password": data.new_password},
+        )
         return ok(None)
 
     @post("/api/auth/links", status_code=201)
@@ -170,11 +210,20 @@ class AuthController(Controller):
         permanent = bool(data and data.permanent)
         edge = edge_of(request)
         token, claims = tokens.issue(
-            edge.config.jwt_secret, p.username, p.scope, audience=tokens.LINK_AUDIENCE, permanent=permanent,
+            edge.config.jwt_secret,
+            p.username,
+            p.scope,
+            audience=tokens.LINK_AUDIENCE,
+            permanent=permanent,
             ttl=tokens.PERMANENT_LINK_TTL if permanent else tokens.LINK_TTL,
         )
         base = (edge.config.public_url or str(request.base_url)).rstrip("/")
-        return ok({"token": token, "url": f"{base}/login/token?token={token}", "expiresAt": _iso(claims.exp),
-                   "permanent": permanent}, status=201)
-
-
+        return ok(
+            {
+                "token": token,
+                "url": f"{base}/login/token?token={token}",
+                "expiresAt": _iso(claims.exp),
+                "permanent": permanent,
+            },
+            status=201,
+        )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import Parameter
 
 from api import commands
 from api.envelope import ok
@@ -18,13 +17,25 @@ from services.presets.domain import derive_id
 
 
 def personality(preset: Preset | dict[str, Any]) -> dict[str, Any]:
-    p = preset if isinstance(preset, dict) else {
-        "id": preset.id, "name": preset.name, "systemPrompt": preset.system_prompt,
-        "description": preset.description, "enabled": preset.enabled, "isDefault": preset.is_default,
-    }
+    p = (
+        preset
+        if isinstance(preset, dict)
+        else {
+            "id": preset.id,
+            "name": preset.name,
+            "systemPrompt": preset.system_prompt,
+            "description": preset.description,
+            "enabled": preset.enabled,
+            "isDefault": preset.is_default,
+        }
+    )
     return {
-        "id": p["id"], "name": p["name"], "prompt": p["systemPrompt"], "description": p["description"],
-        "enabled": p["enabled"], "isDefault": p["isDefault"],
+        "id": p["id"],
+        "name": p["name"],
+        "prompt": p["systemPrompt"],
+        "description": p["description"],
+        "enabled": p["enabled"],
+        "isDefault": p["isDefault"],
     }
 
 
@@ -43,13 +54,23 @@ class PersonalityController(Controller):
         search: Search = None,
     ) -> Response[bytes]:
         items, total = await queries.list_presets(
-            edge_of(request).pool, search=search, sort_by=sort_by, order=order, page=page_number, page_size=page_size
+            edge_of(request).pool,
+            search=search,
+            sort_by=sort_by,
+            order=order,
+            page=page_number,
+            page_size=page_size,
         )
         return ok(page([personality(p) for p in items], total, page_number, page_size))
 
     @post("/")
     async def create_personality(self, request: Request[Any, Any, Any], data: PersonalityBody) -> Response[bytes]:
-        fields = {"name": data.name, "systemPrompt": data.prompt, "description": data.description, "enabled": data.enabled}
+        fields = {
+            "name": data.name,
+            "systemPrompt": data.prompt,
+            "description": data.description,
+            "enabled": data.enabled,
+        }
         preset_id = data.id or derive_id(data.name)
         reply = await commands.send(request, "presets", "create", {"id": preset_id, "fields": fields, "type": "user"})
         return ok(personality(reply.result), status=201)

@@ -57,8 +57,13 @@ class PresetController(Controller):
         type_: Annotated[PresetType, Parameter(query="type")] = "all",
     ) -> Response[bytes]:
         items, total = await queries.list_presets(
-            edge_of(request).pool, type_=type_, search=search, sort_by=sort_by, order=order,
-            page=page_number, page_size=page_size,
+            edge_of(request).pool,
+            type_=type_,
+            search=search,
+            sort_by=sort_by,
+            order=order,
+            page=page_number,
+            page_size=page_size,
         )
         return ok(page(items, total, page_number, page_size))
 
@@ -108,8 +113,10 @@ class PresetController(Controller):
 
     @get("/{preset_id:str}/export")
     async def export_preset(
-        self, request: Request[Any, Any, Any], preset_id: str, format_: Annotated[
-            Literal["json", "yaml"], Parameter(query="format")] = "json",
+        self,
+        request: Request[Any, Any, Any],
+        preset_id: str,
+        format_: Annotated[Literal["json", "yaml"], Parameter(query="format")] = "json",
     ) -> Response[bytes]:
         doc = msgspec.to_builtins(await load_preset(request, preset_id))
         for key in _EXPORT_DROP:
@@ -121,9 +128,7 @@ class PresetController(Controller):
         return ok(doc, headers=disposition)
 
     @post("/import", status_code=200)
-    async def import_presets(
-        self, request: Request[Any, Any, Any], overwrite: bool = False
-    ) -> Response[bytes]:
+    async def import_presets(self, request: Request[Any, Any, Any], overwrite: bool = False) -> Response[bytes]:
         documents = await read_import(request)
         reply = await commands.send(request, "presets", "import", {"presets": documents, "overwrite": overwrite})
         return ok(reply.result)
@@ -150,7 +155,9 @@ async def read_import(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     try:
         parsed = yaml.safe_load(raw) if is_yaml else msgspec.json.decode(raw)
     except (yaml.YAMLError, msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise ApiError("PARSE_ERROR", f"cannot parse the import file as {'YAML' if is_yaml else 'JSON'}: {exc}") from exc
+        raise ApiError(
+            "PARSE_ERROR", f"cannot parse the import file as {'YAML' if is_yaml else 'JSON'}: {exc}"
+        ) from exc
     if isinstance(parsed, dict) and isinstance(parsed.get("data"), dict | list) and "name" not in parsed:
         parsed = parsed["data"]
     if isinstance(parsed, dict) and isinstance(parsed.get("presets"), list):
@@ -161,6 +168,4 @@ async def read_import(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     if len(docs) > 500:
         raise ApiError("VALIDATION_ERROR", "at most 500 presets per import")
     # Round-trip through JSON so YAML-only types (dates) cannot reach the command.
-    return msgspec.json.decode(encode(docs))  # type: ignore[no-any-return]
-
-
+    return msgspec.json.decode(encode(docs))

@@ -27,7 +27,7 @@ async def run_checks(edge: Edge) -> dict[str, dict[str, Any]]:
     async def nats_check() -> None:
         if not edge.nc.is_connected:
             raise ConnectionError("not connected")
-        await edge.nc.flush(timeout=CHECK_TIMEOUT)
+        await edge.nc.flush(timeout=int(CHECK_TIMEOUT))
 
     nats_result, pg_result = await asyncio.gather(_timed(nats_check()), _timed(edge.pool.fetchval("SELECT 1")))
     return {"nats": nats_result, "postgres": pg_result}

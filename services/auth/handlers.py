@@ -9,7 +9,15 @@ from typing import TypeVar
 import asyncpg
 import msgspec
 
-from bus.eventstore import Decision, EventStore, Handler, StreamAppend, error_reply, event_from_struct, fold_stream
+from bus.eventstore import (
+    Decision,
+    EventStore,
+    Handler,
+    StreamAppend,
+    error_reply,
+    event_from_struct,
+    fold_stream,
+)
 from bus.worker import CommandFn
 from schemas.auth import (
     ChangePassword,
@@ -135,7 +143,9 @@ async def set_password(
         return Decision([StreamAppend(user_stream(username), state.version, [event_from_struct(e) for e in events])])
 
     envelope = CommandEnvelope(
-        command_id=uuid.uuid4(), type="auth.set_password", payload={"username": username},
+        command_id=uuid.uuid4(),
+        type="auth.set_password",
+        payload={"username": username},
     )
     return await store.execute(envelope, handler)
 
@@ -151,4 +161,3 @@ async def ensure_admin(store: EventStore, username: str, password: str | None) -
             return None  # another process created it first
         raise RuntimeError(f"could not create the admin: {reply.error}")
     return generated
-

@@ -19,7 +19,11 @@ async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     if kind == "UserCreated":
         await conn.execute(
             "INSERT INTO users (username, password_hash, scope, created_at, version) VALUES ($1, $2, $3, $4, $5)",
-            username, data["password_hash"], data.get("scope", "admin"), event.recorded_at, event.stream_version,
+            username,
+            data["password_hash"],
+            data.get("scope", "admin"),
+            event.recorded_at,
+            event.stream_version,
         )
         return
     await conn.execute("UPDATE users SET version = $2 WHERE username = $1", username, event.stream_version)
@@ -33,12 +37,16 @@ async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     elif kind == "LoginFailed":
         await conn.execute(
             "INSERT INTO login_failures (username, client_ip, failed_at) VALUES ($1, $2, $3)",
-            username, data["client_ip"], event.recorded_at,
+            username,
+            data["client_ip"],
+            event.recorded_at,
         )
     elif kind == "TokenRevoked":
         await conn.execute(
             "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            data["jti"], datetime.fromtimestamp(data["expires_at"], UTC), event.recorded_at,
+            data["jti"],
+            datetime.fromtimestamp(data["expires_at"], UTC),
+            event.recorded_at,
         )
 
 

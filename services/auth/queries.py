@@ -37,6 +37,8 @@ async def recent_failures(conn: asyncpg.Connection | asyncpg.Pool, username: str
     return int(
         await conn.fetchval(
             "SELECT count(*) FROM login_failures WHERE username = $1 AND client_ip = $2 AND failed_at > $3",
-            username, client_ip, since,
+            username,
+            client_ip,
+            since,
         )
     )

@@ -30,13 +30,23 @@ class TokenClaims:
 
 
 def issue(
-    secret: str, sub: str, scope: str, *, ttl: int = DEFAULT_TTL, audience: str = API_AUDIENCE,
+    secret: str,
+    sub: str,
+    scope: str,
+    *,
+    ttl: int = DEFAULT_TTL,
+    audience: str = API_AUDIENCE,
     permanent: bool = False,
 ) -> tuple[str, TokenClaims]:
     now = int(time.time())
     claims = TokenClaims(sub=sub, jti=uuid.uuid4().hex, iat=now, exp=now + ttl, scope=scope, permanent=permanent)
     payload = {
-        "sub": sub, "jti": claims.jti, "iat": now, "exp": claims.exp, "iss": ISSUER, "aud": audience,
+        "sub": sub,
+        "jti": claims.jti,
+        "iat": now,
+        "exp": claims.exp,
+        "iss": ISSUER,
+        "aud": audience,
         "scope": scope,
     }
     if permanent:
@@ -61,6 +71,10 @@ def decode(secret: str, token: str, *, audience: str = API_AUDIENCE) -> TokenCla
     except jwt.PyJWTError as exc:
         raise DomainError("INVALID_TOKEN", f"invalid token: {exc}") from exc
     return TokenClaims(
-        sub=str(payload["sub"]), jti=str(payload["jti"]), iat=int(payload["iat"]), exp=int(payload["exp"]),
-        scope=str(payload["scope"]), permanent=bool(payload.get("perm", False)),
+        sub=str(payload["sub"]),
+        jti=str(payload["jti"]),
+        iat=int(payload["iat"]),
+        exp=int(payload["exp"]),
+        scope=str(payload["scope"]),
+        permanent=bool(payload.get("perm", False)),
     )

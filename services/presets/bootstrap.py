@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from bus.eventstore import EventStore
 from schemas.envelope import Actor, CommandEnvelope
@@ -11,7 +12,7 @@ from services.presets import handlers
 SYSTEM_ACTOR = Actor(subject="system", scope="admin")
 _NAMESPACE = uuid.UUID("5f0c7b2e-8d7a-4e55-9c55-2b0f3f0f6a10")
 
-SYSTEM_PRESETS = [
+SYSTEM_PRESETS: list[dict[str, Any]] = [
     {
         "id": "default",
         "name": "Default assistant",

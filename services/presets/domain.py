@@ -69,7 +69,7 @@ def validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
         fields = msgspec.convert(raw, PresetFields)
     except msgspec.ValidationError as exc:
         raise DomainError("VALIDATION_ERROR", f"invalid preset: {exc}", details=[str(exc)]) from exc
-    return msgspec.to_builtins(fields)  # type: ignore[no-any-return]
+    return msgspec.to_builtins(fields)
 
 
 def derive_id(name: str) -> str:

@@ -11,7 +11,14 @@ import msgspec
 from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream
 from schemas.envelope import CommandEnvelope
 from schemas.errors import DomainError
-from schemas.presets import CopyPreset, CreatePreset, DeletePreset, ImportPresets, SetDefaultPreset, UpdatePreset
+from schemas.presets import (
+    CopyPreset,
+    CreatePreset,
+    DeletePreset,
+    ImportPresets,
+    SetDefaultPreset,
+    UpdatePreset,
+)
 from services.presets import domain, queries
 from services.presets.domain import DEFAULT_STREAM, DefaultState, PresetState, stream_id
 

@@ -65,10 +65,18 @@ async def test_bad_credentials_and_missing_fields(stack: Stack) -> None:
 
 async def test_every_protected_route_needs_a_token(stack: Stack) -> None:
     c = stack.client()
-    for method, path in [("GET", "/api/presets"), ("POST", "/api/presets"), ("GET", "/api/auth/verify"),
-                         ("GET", "/api/auth/me"), ("POST", "/api/auth/logout"), ("POST", "/api/logout"),
-                         ("GET", "/api/personalities"), ("DELETE", "/api/presets/default"),
-                         ("POST", "/api/auth/refresh"), ("GET", "/api/events/sse")]:
+    for method, path in [
+        ("GET", "/api/presets"),
+        ("POST", "/api/presets"),
+        ("GET", "/api/auth/verify"),
+        ("GET", "/api/auth/me"),
+        ("POST", "/api/auth/logout"),
+        ("POST", "/api/logout"),
+        ("GET", "/api/personalities"),
+        ("DELETE", "/api/presets/default"),
+        ("POST", "/api/auth/refresh"),
+        ("GET", "/api/events/sse"),
+    ]:
         r = await c.request(method, path)
         assert r.status_code == 401, (method, path, r.text)
         assert code_of(r) == "AUTH_REQUIRED"
@@ -80,18 +88,33 @@ async def test_every_protected_route_needs_a_token(stack: Stack) -> None:
 
 async def test_bad_tokens_get_the_right_code(stack: Stack) -> None:
     now = int(time.time())
-    claims = {"sub": "admin", "jti": "x1", "iat": now, "exp": now + 600, "iss": "chatbus",
-              "aud": tokens.API_AUDIENCE, "scope": "admin"}
+    claims = {
+        "sub": "admin",
+        "jti": "x1",
+        "iat": now,
+        "exp": now + 600,
+        "iss": "chatbus",
+        "aud": tokens.API_AUDIENCE,
+        "scope": "admin",
+    }
     header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=").decode()
     payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     cases = {
         "alg none": (f"{header}.{payload}.", "INVALID_TOKEN"),
         "wrong key": (jwt.encode(claims, "not-the-secret", algorithm="HS256"), "INVALID_TOKEN"),
-        "wrong audience": (jwt.encode({**claims, "aud": "elsewhere"}, stack.secret, algorithm="HS256"), "INVALID_TOKEN"),
-        "expired": (jwt.encode({**claims, "exp": now - 10}, stack.secret, algorithm="HS256"), "TOKEN_EXPIRED"),
+        "wrong audience": (
+            jwt.encode({**claims, "aud": "elsewhere"}, stack.secret, algorithm="HS256"),
+            "INVALID_TOKEN",
+        ),
+        "expired": (
+            jwt.encode({**claims, "exp": now - 10}, stack.secret, algorithm="HS256"),
+            "TOKEN_EXPIRED",
+        ),
         "garbage": ("abc.def.ghi", "INVALID_TOKEN"),
         "link token used as session": (
-            tokens.issue(stack.secret, "admin", "admin", audience=tokens.LINK_AUDIENCE)[0], "INVALID_TOKEN"),
+            tokens.issue(stack.secret, "admin", "admin", audience=tokens.LINK_AUDIENCE)[0],
+            "INVALID_TOKEN",
+        ),
     }
     for name, (token, code) in cases.items():
         r = await stack.client(token=token).get("/api/auth/verify")

@@ -43,7 +43,10 @@ async def test_token_revoked_on_one_edge_is_refused_on_the_other(pair: Stack) ->
 
 async def test_events_from_either_worker_reach_ws_clients_on_either_edge(pair: Stack) -> None:
     token = await pair.login()
-    async with websockets.connect(ws_url(pair, token, 0)) as ws0, websockets.connect(ws_url(pair, token, 1)) as ws1:
+    async with (
+        websockets.connect(ws_url(pair, token, 0)) as ws0,
+        websockets.connect(ws_url(pair, token, 1)) as ws1,
+    ):
         for ws in (ws0, ws1):
             await ws.send(json.dumps({"action": "subscribe", "channels": ["events"]}))
             assert (await recv_json(ws))["type"] == "subscribed"

@@ -9,14 +9,25 @@ async def test_personalities_share_the_preset_aggregate(stack: Stack) -> None:
     c = await stack.admin()
     r = await c.get("/api/personalities")
     items = r.json()["data"]["items"]
-    assert {"id": "default", "name": "Default assistant",
-            "prompt": "You are a helpful assistant. Answer concisely and accurately.",
-            "description": "A helpful, concise assistant.", "enabled": True, "isDefault": True} in items
+    assert {
+        "id": "default",
+        "name": "Default assistant",
+        "prompt": "You are a helpful assistant. Answer concisely and accurately.",
+        "description": "A helpful, concise assistant.",
+        "enabled": True,
+        "isDefault": True,
+    } in items
 
     r = await c.post("/api/personalities", json={"id": "tsundere", "name": "Tsun", "prompt": "Hmph."})
     assert r.status_code == 201, r.text
-    assert r.json()["data"] == {"id": "tsundere", "name": "Tsun", "prompt": "Hmph.", "description": "",
-                                "enabled": True, "isDefault": False}
+    assert r.json()["data"] == {
+        "id": "tsundere",
+        "name": "Tsun",
+        "prompt": "Hmph.",
+        "description": "",
+        "enabled": True,
+        "isDefault": False,
+    }
     preset = (await c.get("/api/presets/tsundere")).json()["data"]
     assert preset["systemPrompt"] == "Hmph." and preset["type"] == "user"
 

@@ -21,12 +21,18 @@ def envelope_error(r, status: int, code: str) -> dict:  # type: ignore[no-untype
 
 async def test_crud_round_trip(stack: Stack) -> None:
     c = await stack.admin()
-    r = await c.post("/api/presets", json={
-        "id": "helper_1", "name": "Helper", "systemPrompt": "Be kind.",
-        "modelParams": {"temperature": 0.7, "max_tokens": 512, "stop": ["\n\n"]},
-        "persona": {"name": "Hel", "speakingStyle": "warm", "traits": ["kind"]},
-        "context": {"maxMessages": 20}, "tools": {"allowedTools": ["web_search"]},
-    })
+    r = await c.post(
+        "/api/presets",
+        json={
+            "id": "helper_1",
+            "name": "Helper",
+            "systemPrompt": "Be kind.",
+            "modelParams": {"temperature": 0.7, "max_tokens": 512, "stop": ["\n\n"]},
+            "persona": {"name": "Hel", "speakingStyle": "warm", "traits": ["kind"]},
+            "context": {"maxMessages": 20},
+            "tools": {"allowedTools": ["web_search"]},
+        },
+    )
     assert r.status_code == 201, r.text
     created = r.json()["data"]
     assert created["id"] == "helper_1" and created["type"] == "user" and created["version"] == 1
@@ -131,12 +137,18 @@ async def test_if_match_and_expected_version(stack: Stack) -> None:
     await c.post("/api/presets", json={"id": "vers", "name": "v1"})
     r = await c.put("/api/presets/vers", json={"name": "v2"}, headers={"If-Match": '"1"'})
     assert r.status_code == 200 and r.json()["data"]["version"] == 2
-    err = envelope_error(await c.put("/api/presets/vers", json={"name": "v3"}, headers={"If-Match": "1"}),
-                         409, "VERSION_CONFLICT")
+    err = envelope_error(
+        await c.put("/api/presets/vers", json={"name": "v3"}, headers={"If-Match": "1"}),
+        409,
+        "VERSION_CONFLICT",
+    )
     assert err["details"][0]["currentVersion"] == 2
     envelope_error(await c.put("/api/presets/vers", json={"name": "v3", "expectedVersion": 1}), 409, "VERSION_CONFLICT")
-    envelope_error(await c.put("/api/presets/vers", json={"name": "v3"}, headers={"If-Match": "abc"}),
-                   400, "VALIDATION_ERROR")
+    envelope_error(
+        await c.put("/api/presets/vers", json={"name": "v3"}, headers={"If-Match": "abc"}),
+        400,
+        "VALIDATION_ERROR",
+    )
     envelope_error(await c.delete("/api/presets/vers", headers={"If-Match": "1"}), 409, "VERSION_CONFLICT")
     assert (await c.get("/api/presets/vers")).json()["data"]["name"] == "v2"
     assert (await c.delete("/api/presets/vers", headers={"If-Match": "2"})).status_code == 200
@@ -151,17 +163,27 @@ async def test_idempotency_key_applies_once(stack: Stack) -> None:
     assert first.json()["data"]["id"] == second.json()["data"]["id"]
     assert (await c.get("/api/presets", params={"type": "user"})).json()["data"]["total"] == 1
     async with stack.workers[0].pool.acquire() as conn:
-        n = await conn.fetchval("SELECT count(*) FROM events WHERE event_type = 'PresetCreated' AND data->'fields'->>'name' = 'Once'")
+        n = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE event_type = 'PresetCreated' AND data->'fields'->>'name' = 'Once'"
+        )
     assert n == 1
-    envelope_error(await c.post("/api/presets", json={"name": "x"}, headers={"Idempotency-Key": "k" * 201}),
-                   400, "VALIDATION_ERROR")
+    envelope_error(
+        await c.post("/api/presets", json={"name": "x"}, headers={"Idempotency-Key": "k" * 201}),
+        400,
+        "VALIDATION_ERROR",
+    )
 
 
 async def test_list_paging_sorting_search_and_type(stack: Stack) -> None:
     c = await stack.admin()
     for i in range(7):
-        await c.post("/api/presets", json={"id": f"user-{i}", "name": f"Zed {i}", "description": "findme" if i % 2 else ""})
-    r = await c.get("/api/presets", params={"page": 2, "page_size": 3, "sort_by": "name", "order": "desc", "type": "user"})
+        await c.post(
+            "/api/presets",
+            json={"id": f"user-{i}", "name": f"Zed {i}", "description": "findme" if i % 2 else ""},
+        )
+    r = await c.get(
+        "/api/presets", params={"page": 2, "page_size": 3, "sort_by": "name", "order": "desc", "type": "user"}
+    )
     data = r.json()["data"]
     assert data["total"] == 7 and data["page"] == 2 and data["page_size"] == 3
     assert [p["name"] for p in data["items"]] == ["Zed 3", "Zed 2", "Zed 1"]
@@ -173,8 +195,15 @@ async def test_list_paging_sorting_search_and_type(stack: Stack) -> None:
     assert r.json()["data"]["total"] == 0
     r = await c.get("/api/presets", params={"page": 99})
     assert r.json()["data"]["items"] == [] and r.json()["data"]["total"] == 9
-    for bad in ({"page": 0}, {"page": "x"}, {"page_size": 0}, {"page_size": 101}, {"sort_by": "password"},
-                {"order": "sideways"}, {"type": "robot"}):
+    for bad in (
+        {"page": 0},
+        {"page": "x"},
+        {"page_size": 0},
+        {"page_size": 101},
+        {"sort_by": "password"},
+        {"order": "sideways"},
+        {"type": "robot"},
+    ):
         envelope_error(await c.get("/api/presets", params=bad), 400, "VALIDATION_ERROR")
 
 
@@ -218,11 +247,18 @@ async def test_export_and_import_json_and_yaml(stack: Stack) -> None:
     assert exported_json
 
     # Existing ids are skipped unless overwrite; system presets are never overwritten.
-    r = await c.post("/api/presets/import", json={"presets": [{"id": "imported-json", "name": "New name"},
-                                                              {"id": "default", "name": "Hijack"}]})
-    assert r.json()["data"]["skipped"] == [{"id": "imported-json", "reason": "exists"}, {"id": "default", "reason": "exists"}]
-    r = await c.post("/api/presets/import?overwrite=true", json=[{"id": "imported-json", "name": "New name"},
-                                                                  {"id": "default", "name": "Hijack"}])
+    r = await c.post(
+        "/api/presets/import",
+        json={"presets": [{"id": "imported-json", "name": "New name"}, {"id": "default", "name": "Hijack"}]},
+    )
+    assert r.json()["data"]["skipped"] == [
+        {"id": "imported-json", "reason": "exists"},
+        {"id": "default", "reason": "exists"},
+    ]
+    r = await c.post(
+        "/api/presets/import?overwrite=true",
+        json=[{"id": "imported-json", "name": "New name"}, {"id": "default", "name": "Hijack"}],
+    )
     assert r.json()["data"]["imported"] == ["imported-json"]
     assert (await c.get("/api/presets/imported-json")).json()["data"]["name"] == "New name"
     assert (await c.get("/api/presets/default")).json()["data"]["name"] == "Default assistant"

@@ -59,9 +59,7 @@ def command_errors(doc: Compose) -> list[str]:
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:
-            errors.append(
-                f"service {name!r}: `chatbus {' '.join(argv)}` is rejected by the CLI (exit {exc.code})"
-            )
+            errors.append(f"service {name!r}: `chatbus {' '.join(argv)}` is rejected by the CLI (exit {exc.code})")
             continue
         unknown = [d for d in getattr(args, "domain", None) or [] if d not in registry.DOMAINS]
         if unknown:
@@ -109,9 +107,7 @@ def test_chatbus_services_share_one_image_built_from_the_repo(compose: Compose) 
 
 
 def test_chatbus_services_are_wired_to_nats_and_postgres_by_environment(compose: Compose) -> None:
-    nats_nodes = {
-        name for name, svc in compose["services"].items() if str(svc.get("image", "")).startswith("nats:")
-    }
+    nats_nodes = {name for name, svc in compose["services"].items() if str(svc.get("image", "")).startswith("nats:")}
     assert len(nats_nodes) == 3, f"expected a 3-node NATS cluster, found {sorted(nats_nodes)}"
     for name, svc in chatbus_services(compose).items():
         env = environment(svc)
@@ -145,9 +141,7 @@ def test_edges_listen_on_all_interfaces_and_are_published(compose: Compose) -> N
         assert args.host == "0.0.0.0", f"edge {name!r} listens on {args.host}, unreachable from outside"
         for port in svc.get("ports", []):
             host_port, _, container_port = str(port).rpartition(":")
-            assert container_port == str(args.port), (
-                f"edge {name!r} publishes {port} but listens on {args.port}"
-            )
+            assert container_port == str(args.port), f"edge {name!r} publishes {port} but listens on {args.port}"
             published.add(host_port)
     assert {"6285", "6286"} <= published
 
