@@ -3,7 +3,9 @@ behind the xid8 fence, and run one command as one transaction with idempotency."
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +22,11 @@ log = logging.getLogger("chatbus.eventstore")
 
 S = TypeVar("S")
 
-MAX_CONFLICT_RETRIES = 8
+MAX_CONFLICT_RETRIES = 30
+# Backoff between conflict retries: jittered and growing, so N writers racing on one stream
+# spread out instead of colliding again in lockstep.
+RETRY_BASE_DELAY = 0.001
+RETRY_MAX_DELAY = 0.05
 NOTIFY_CHANNEL = "chatbus_events"
 
 
@@ -220,7 +226,8 @@ class EventStore:
                     return reply
             except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
                 log.debug("conflict on %s (attempt %d), deciding again", envelope.type, attempt + 1)
-                continue
+                delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt)
+                await asyncio.sleep(random.uniform(0, delay))
         return CommandReply(
             ok=False,
             error=ErrorInfo("CONFLICT", "too many concurrent writes to the same entity, retry", 409),

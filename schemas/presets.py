@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-PresetId = Annotated[str, Meta(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_-]+$")]
+PresetId = Annotated[str, Meta(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_-]+\Z")]
 PresetName = Annotated[str, Meta(min_length=1, max_length=100)]
 SystemPrompt = Annotated[str, Meta(max_length=10000)]
 Description = Annotated[str, Meta(max_length=2000)]

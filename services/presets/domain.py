@@ -21,7 +21,7 @@ from schemas.presets import (
 )
 
 DEFAULT_STREAM = "presetdefault-global"
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{3,50}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,50}")
 
 
 def stream_id(preset_id: str) -> str:
@@ -94,7 +94,7 @@ def _check_version(state: PresetState, expected: int | None) -> None:
 
 
 def decide_create(state: PresetState, fields: dict[str, Any], type_: str) -> list[msgspec.Struct]:
-    if not ID_PATTERN.match(state.id):
+    if not ID_PATTERN.fullmatch(state.id):
         raise DomainError("VALIDATION_ERROR", "id must be 3..50 characters of [A-Za-z0-9_-]")
     if state.exists:
         raise DomainError("PRESET_EXISTS", f"preset '{state.id}' already exists")
