@@ -1,8 +1,9 @@
 """A small closed-loop HTTP/1.1 load generator, run in its own process.
 
-`python -m tests.bench.loadgen '<json spec>'` opens `concurrency` keep-alive connections to
-127.0.0.1, sends one request at a time on each (raw asyncio streams, no HTTP client library in the
-hot loop), warms up, then records every response that completes inside the measurement window.
+`python -m tests.bench.loadgen` reads a JSON spec (one line on stdin, or the first argument), opens
+`concurrency` keep-alive connections to 127.0.0.1, sends one request at a time on each (raw asyncio
+streams, no HTTP client library in the hot loop), warms up, then records every response that
+completes inside the measurement window.
 
 Protocol on stdout, one line each: `measure-start`, `measure-end`, then one JSON line with the
 result. The spec keys are those of `Spec`; `body` is a `str.format` template with `{w}` (connection
@@ -115,9 +116,7 @@ async def connection(
         while not rec.stop:
             if conn is None:
                 try:
-                    conn = await asyncio.wait_for(
-                        asyncio.open_connection(HOST, spec.port), spec.connect_timeout
-                    )
+                    conn = await asyncio.wait_for(asyncio.open_connection(HOST, spec.port), spec.connect_timeout)
                 except (OSError, TimeoutError) as exc:
                     if rec.in_window(perf()):
                         rec.conn_errors[type(exc).__name__] = rec.conn_errors.get(type(exc).__name__, 0) + 1
@@ -235,13 +234,16 @@ async def run(spec: Spec) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    spec = Spec(**json.loads(argv[0]))
+    spec = Spec(**json.loads(argv[0] if argv else sys.stdin.readline()))
+    runner: Any = asyncio.run
     try:
         import uvloop
-    except ImportError:
-        uvloop = None
-    result = uvloop.run(run(spec)) if uvloop else asyncio.run(run(spec))
-    result["event_loop"] = "uvloop" if uvloop else "asyncio"
+
+        runner = uvloop.run
+    except ImportError:  # optional: plain asyncio works too, with more CPU per request
+        pass
+    result = runner(run(spec))
+    result["event_loop"] = "asyncio" if runner is asyncio.run else "uvloop"
     emit(json.dumps(result))
     return 0
 

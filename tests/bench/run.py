@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -100,6 +101,8 @@ class Bench:
         dsn = self.pg.start()
         step("bootstrap (migrations, streams, system presets, admin)")
         pg_settings = asyncio.run(bootstrap(dsn, nats_url))
+        step("fsync probe on the data directory's file system")
+        fsync = fsync_probe(self.workdir / "fsync-probe")
 
         env = {
             **os.environ,
@@ -128,6 +131,7 @@ class Bench:
             "token": token,
             "postgres_settings": pg_settings,
             "data_dir_fs": filesystem_of(self.workdir),
+            "fsync_probe": fsync,
         }
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
@@ -207,9 +211,7 @@ class Bench:
 
     def roots(self) -> dict[str, int]:
         """The process-tree roots we account for: chatbus roles, NATS, the postmaster (and the bare app)."""
-        roots = {
-            name: self.children[name].proc.pid for name in (*CHATBUS_ROLES, "bare") if name in self.children
-        }
+        roots = {name: self.children[name].proc.pid for name in (*CHATBUS_ROLES, "bare") if name in self.children}
         if self.nats is not None and self.nats.proc is not None:
             roots["nats"] = self.nats.proc.pid
         if self.pg is not None and self.pg.proc is not None:
@@ -242,11 +244,7 @@ class Bench:
 
     def probe(self, scenario: Scenario, token: str) -> None:
         """One request of the scenario before the load: fail fast with the server's answer."""
-        body = (
-            json.loads(scenario.body.format(w="probe", n=0, tag=uuid.uuid4().hex[:6]))
-            if scenario.body
-            else None
-        )
+        body = json.loads(scenario.body.format(w="probe", n=0, tag=uuid.uuid4().hex[:6])) if scenario.body else None
         status, answer = http(
             scenario.port, scenario.method, scenario.path, body, token=token if scenario.auth else None
         )
@@ -269,13 +267,15 @@ class Bench:
             "expect": scenario.expect,
         }
         self.loadgen = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.loadgen", json.dumps(spec)],
+            [sys.executable, "-m", "tests.bench.loadgen"],
             cwd=REPO,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,
         )
-        assert self.loadgen.stdout is not None
+        assert self.loadgen.stdin is not None and self.loadgen.stdout is not None
+        self.loadgen.stdin.write(json.dumps(spec).encode() + b"\n")  # not argv: keeps the token out of `ps`
+        self.loadgen.stdin.close()
         cpu0 = cpu1 = None
         sys0 = sys1 = None
         result: dict[str, Any] | None = None
@@ -294,11 +294,12 @@ class Bench:
         self.check_alive()
         if cpu0 and cpu1 and sys0 and sys1:
             window = result["window_s"]
-            result["server_cpu_pct"] = {
-                k: round(100 * (cpu1[k] - cpu0.get(k, 0.0)) / window, 1) for k in cpu1
-            }
+            result["server_cpu_pct"] = {k: round(100 * (cpu1[k] - cpu0.get(k, 0.0)) / window, 1) for k in cpu1}
             (busy0, total0), (busy1, total1) = busy_total(sys0), busy_total(sys1)
             result["machine_busy_pct"] = round(100 * (busy1 - busy0) / max(total1 - total0, 1e-9), 1)
+            # CPU burnt by processes that are not ours (other jobs on the machine skew the numbers).
+            ours = sum(cpu1[k] - cpu0.get(k, 0.0) for k in cpu1) + result["loadgen_cpu_s"]
+            result["other_cpu_pct"] = round(max(0.0, 100 * (busy1 - busy0 - ours) / window), 1)
         return result
 
 
@@ -390,6 +391,29 @@ async def bootstrap(dsn: str, nats_url: str) -> dict[str, str]:
         await conn.close()
 
 
+def fsync_probe(path: Path, rounds: int = 200, budget: float = 1.0) -> dict[str, Any]:
+    """How long one 8 KiB write + fdatasync takes where Postgres keeps its WAL (context for writes)."""
+    samples: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        deadline = time.monotonic() + budget
+        block = b"\0" * 8192
+        while len(samples) < rounds and time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            os.write(fd, block)
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    samples.sort()
+    return {
+        "samples": len(samples),
+        "p50_ms": round(samples[len(samples) // 2], 3),
+        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3),
+    }
+
+
 def filesystem_of(path: Path) -> str:
     best, fstype = "", "?"
     for part in psutil.disk_partitions(all=True):
@@ -422,6 +446,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
         "git": git,
     }
 
@@ -431,15 +456,11 @@ def machine_info() -> dict[str, Any]:
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(
-        h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True))
-    )
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
     out = [line, "-" * len(line)]
     for row in rows:
         out.append(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
         )
     return "\n".join(out)
 
@@ -455,7 +476,9 @@ def report(result: dict[str, Any]) -> str:
         f"{cfg['duration']:g}s per scenario, load generator in its own process",
         f"postgres: durable=True (fsync={result['postgres']['fsync']}, "
         f"synchronous_commit={result['postgres']['synchronous_commit']}, "
-        f"wal_sync_method={result['postgres']['wal_sync_method']}) on {result['data_dir_fs']}",
+        f"wal_sync_method={result['postgres']['wal_sync_method']}) on {result['data_dir_fs']}; "
+        f"8 KiB write+fdatasync p50 {result['fsync_probe']['p50_ms']:.2f} ms, "
+        f"p99 {result['fsync_probe']['p99_ms']:.2f} ms",
         "",
     ]
     bare_rps = next((s["rps"] for s in result["scenarios"] if s["baseline"]), 0.0)
@@ -473,16 +496,15 @@ def report(result: dict[str, Any]) -> str:
                 f"{ratio:.2f}x",
             ]
         )
-    lines.append(
-        render_table(["scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs bare"], rows)
-    )
+    lines.append(render_table(["scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs bare"], rows))
     for s in result["scenarios"]:
         cpu = s.get("server_cpu_pct", {})
         shown = ", ".join(f"{k} {v:.0f}%" for k, v in cpu.items() if v >= 1)
         extra = f"  statuses {s['statuses']}" if s["errors"] or s["unexpected_2xx"] else ""
         lines.append(
-            f"  {s['name']}: CPU loadgen {s['loadgen_cpu_pct']:.0f}%, {shown}; machine busy "
-            f"{s.get('machine_busy_pct', float('nan')):.0f}%{extra}"
+            f"  {s['name']}: CPU (% of a core) loadgen {s['loadgen_cpu_pct']:.0f}%, {shown}, other processes "
+            f"{s.get('other_cpu_pct', float('nan')):.0f}%; machine busy "
+            f"{s.get('machine_busy_pct', float('nan')):.0f}% of all cores{extra}"
         )
         for status, sample in s["error_samples"].items():
             lines.append(f"    HTTP {status}: {sample[:160]}")
@@ -547,14 +569,10 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--duration", type=float, default=5.0, help="measured seconds per scenario (default 5)"
-    )
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per scenario (default 1)")
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (default 32)")
-    parser.add_argument(
-        "--out", default="bench-results", help="directory for the JSON result (default bench-results)"
-    )
+    parser.add_argument("--out", default="bench-results", help="directory for the JSON result (default bench-results)")
     args = parser.parse_args(argv)
     if not (0 < args.duration <= 600 and 0 <= args.warmup <= 120 and 0 < args.concurrency <= 2000):
         parser.error("need 0 < duration <= 600, 0 <= warmup <= 120, 0 < concurrency <= 2000")
@@ -587,9 +605,7 @@ def measure(bench: Bench) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     results = []
     for scenario in scenarios:
-        step(
-            f"{scenario.name}: {args.warmup:g}s warm-up + {args.duration:g}s, {args.concurrency} connections"
-        )
+        step(f"{scenario.name}: {args.warmup:g}s warm-up + {args.duration:g}s, {args.concurrency} connections")
         result = bench.run_scenario(scenario, token, tag)
         results.append(
             {
@@ -616,6 +632,7 @@ def measure(bench: Bench) -> dict[str, Any]:
         },
         "postgres": setup["postgres_settings"],
         "data_dir_fs": setup["data_dir_fs"],
+        "fsync_probe": setup["fsync_probe"],
         "idle_memory": memory,
         "idle_rss_total_mib": sum(m["rss_mib"] for m in accounted.values()),
         "idle_pss_total_mib": sum(m["pss_mib"] for m in accounted.values()),
@@ -633,6 +650,7 @@ def measure(bench: Bench) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # the in-process bootstrap's bus warnings are noise here
     budget = int(STARTUP_TIMEOUT * 2 + 3 * (args.warmup + args.duration + LOADGEN_GRACE + 15) + 30)
 
     def on_alarm(signum: int, frame: Any) -> None:
@@ -643,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
     signal.alarm(budget)
     bench = Bench(args)
     code = 1
