@@ -27,7 +27,6 @@ MAX_CONFLICT_RETRIES = 30
 # spread out instead of colliding again in lockstep.
 RETRY_BASE_DELAY = 0.001
 RETRY_MAX_DELAY = 0.05
-NOTIFY_CHANNEL = "chatbus_events"
 
 
 class NewEvent(msgspec.Struct, frozen=True):
@@ -133,7 +132,6 @@ async def append_events(
         )
     except asyncpg.UniqueViolationError as exc:
         raise VersionConflict(str(exc)) from exc
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     return sorted((_row_to_event(r) for r in rows), key=lambda e: e.global_position)
 
 
@@ -190,9 +188,18 @@ def error_reply(exc: DomainError) -> CommandReply:
 class EventStore:
     """Runs command handlers transactionally and applies the inline projections."""
 
-    def __init__(self, pool: asyncpg.Pool, projectors: Sequence[Projector] = ()) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projectors: Sequence[Projector] = (),
+        *,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self.pool = pool
         self.projectors = list(projectors)
+        # Called after a commit that wrote events (the relay's wake-up). Not Postgres NOTIFY: that
+        # takes a global lock at commit and would serialise every writer.
+        self.on_commit = on_commit
 
     async def _stored_result(self, conn: asyncpg.Connection, command_id: uuid.UUID) -> CommandReply | None:
         stored = await conn.fetchval("SELECT result FROM processed_commands WHERE command_id = $1", command_id)
@@ -223,7 +230,9 @@ class EventStore:
                         decision.appends[0].stream_id if decision.appends else None,
                         msgspec.to_builtins(reply),
                     )
-                    return reply
+                if recorded and self.on_commit is not None:
+                    self.on_commit()
+                return reply
             except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
                 log.debug("conflict on %s (attempt %d), deciding again", envelope.type, attempt + 1)
                 delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt)

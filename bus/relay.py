@@ -14,7 +14,7 @@ import msgspec
 from nats.aio.client import Client as NATS
 
 from bus import db, subjects
-from bus.eventstore import NOTIFY_CHANNEL, RecordedEvent, load_checkpoint, read_feed, save_checkpoint
+from bus.eventstore import RecordedEvent, load_checkpoint, read_feed, save_checkpoint
 from schemas.envelope import EventMessage
 from schemas.events import SECRET_FIELDS, domain_of
 
@@ -96,20 +96,28 @@ class Relay:
                 if await _sleep_or_stop(stop, 1.0):
                     return
             log.info("relay is the leader")
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            while not stop.is_set():
-                self._wake.clear()
-                published = await self.publish_batch(conn)
-                if published < self.batch:
-                    waiter = asyncio.ensure_future(self._wake.wait())
-                    stopper = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait(
-                        {waiter, stopper}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    waiter.cancel()
-                    stopper.cancel()
+
+            async def wake(_msg: object) -> None:
+                self._wake.set()
+
+            # Workers publish a wake-up after each commit; the poll interval covers a lost one.
+            wake_sub = await self.nc.subscribe(subjects.RELAY_WAKE, cb=wake)
+            try:
+                await self._publish_until(conn, stop)
+            finally:
+                await wake_sub.unsubscribe()
         finally:
             await conn.close()
+
+    async def _publish_until(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            if await self.publish_batch(conn) < self.batch:
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:

@@ -30,6 +30,9 @@ def logs(service: str, level: str) -> str:
     return f"logs.{service}.{level}"
 
 
+RELAY_WAKE = "sys.relay.wake"
+
+
 def heartbeat(role: str) -> str:
     return f"sys.heartbeat.{role}"
 

@@ -19,7 +19,7 @@ from nats.aio.client import Client as NATS
 
 from api.app import create_app
 from api.config import EdgeConfig
-from bus import db, nats_conn
+from bus import db, nats_conn, subjects
 from bus.eventstore import EventStore
 from bus.migrate import migrate
 from bus.relay import Relay
@@ -104,7 +104,15 @@ async def start_workers(
         raise SystemExit(f"unknown domain(s) {unknown}; known: {', '.join(registry.DOMAINS)}")
     nc = await nats_conn.connect(nats_url, name=name)
     pool = await db.create_pool(dsn, max_size=pool_size)
-    store: EventStore = registry.make_store(pool)
+    pending: set[asyncio.Future[None]] = set()
+
+    def wake_relay() -> None:
+        if nc.is_connected:
+            future = asyncio.ensure_future(nc.publish(subjects.RELAY_WAKE, b""))
+            pending.add(future)
+            future.add_done_callback(pending.discard)
+
+    store: EventStore = registry.make_store(pool, on_commit=wake_relay)
     process = WorkerProcess(nc, pool)
     for domain in domains:
         runtime = WorkerRuntime(nc, domain, registry.DOMAINS[domain](store), concurrency=concurrency)

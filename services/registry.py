@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import asyncpg
+
 from bus.eventstore import EventStore, Handler
 from bus.projections import Projection
 from bus.worker import CommandFn
@@ -28,5 +30,5 @@ DOMAINS: dict[str, Callable[[EventStore], dict[str, CommandFn]]] = {
 }
 
 
-def make_store(pool: object) -> EventStore:
-    return EventStore(pool, [p.apply for p in PROJECTIONS])
+def make_store(pool: asyncpg.Pool, on_commit: Callable[[], None] | None = None) -> EventStore:
+    return EventStore(pool, [p.apply for p in PROJECTIONS], on_commit=on_commit)
