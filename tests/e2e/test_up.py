@@ -53,10 +53,17 @@ def wait_ready(proc: subprocess.Popen[str], port: int) -> list[str]:
 def stop_with_ctrl_c(proc: subprocess.Popen[str]) -> None:
     tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) == 0
-    time.sleep(0.5)
-    alive = [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], f"left running after Ctrl-C: {alive}"
+    code = proc.wait(60)
+    output = proc.stdout.read() if proc.stdout else ""
+    assert code == 0, f"chatbus up exited with {code}:\n{output}"
+
+    def alive() -> list[int]:
+        return [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive() == [], f"left running after Ctrl-C: {alive()}\n{output}"
 
 
 def test_up_prints_the_password_once_and_keeps_data_across_restarts(tmp_path: Path) -> None:
