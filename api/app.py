@@ -17,6 +17,7 @@ from litestar.types import Message, Scope
 from api.config import EdgeConfig
 from api.envelope import ApiError, error_response, handle_api_error, handle_http_exception, handle_unexpected
 from api.hub import EventHub
+from api.revocations import RevocationList
 from api.routes.auth import AuthController, PublicAuthController
 from api.routes.personalities import PersonalityController
 from api.routes.presets import PresetController
@@ -62,11 +63,14 @@ def create_app(config: EdgeConfig) -> Litestar:
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         await nats_conn.ensure_streams(nc)
         hub = EventHub(nc)
+        revoked = RevocationList(nc, pool, hub)
+        await revoked.start()
         await hub.start()
-        app.state["edge"] = Edge(config, nc, pool, CommandClient(nc, timeout=config.command_timeout), hub)
+        app.state["edge"] = Edge(config, nc, pool, CommandClient(nc, timeout=config.command_timeout), hub, revoked)
         try:
             yield
         finally:
+            await revoked.stop()
             await hub.stop()
             with contextlib.suppress(Exception):
                 await nc.drain()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
@@ -36,6 +36,7 @@ class EventHub:
     def __init__(self, nc: NATS) -> None:
         self.nc = nc
         self._listeners: set[asyncio.Queue[HubEvent | None]] = set()
+        self._callbacks: list[Callable[[HubEvent], None]] = []
         self._sub: object | None = None
 
     async def start(self) -> None:
@@ -55,8 +56,14 @@ class EventHub:
             except Exception:
                 log.debug("hub unsubscribe failed", exc_info=True)
 
+    def on_event(self, callback: Callable[[HubEvent], None]) -> None:
+        """Call `callback` for every event this edge receives (in-process consumers)."""
+        self._callbacks.append(callback)
+
     async def _on_msg(self, msg: Msg) -> None:
         event = _to_event(msg)
+        for callback in self._callbacks:
+            callback(event)
         for queue in list(self._listeners):
             self._offer(queue, event)
 

@@ -6,18 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from api.envelope import ApiError
 from api.state import edge_of
 from schemas.errors import DomainError
-from services.auth import queries, tokens
+from services.auth import tokens
 from services.auth.tokens import TokenClaims
 
 COOKIE = "auth_token"
-MAX_REVOKED_CACHE = 100_000
 
 
 @dataclass(frozen=True)
@@ -54,16 +52,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
         claims = tokens.decode(edge.config.jwt_secret, token)
     except DomainError as exc:
         raise ApiError(exc.code, exc.message) from exc
-    if claims.jti in edge.revoked:
-        raise ApiError("INVALID_TOKEN", "token has been revoked")
-    try:
-        revoked = await queries.is_revoked(edge.pool, claims.jti)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise ApiError("UNAVAILABLE", "database unavailable", status=503) from exc
-    if revoked:
-        if len(edge.revoked) > MAX_REVOKED_CACHE:
-            edge.revoked.clear()
-        edge.revoked.add(claims.jti)
+    if edge.revoked.is_revoked(claims.jti):
         raise ApiError("INVALID_TOKEN", "token has been revoked")
     return Principal(claims.sub, claims.scope, claims, token)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -11,6 +11,7 @@ from nats.aio.client import Client as NATS
 
 from api.config import EdgeConfig
 from api.hub import EventHub
+from api.revocations import RevocationList
 from bus.commands import CommandClient
 
 
@@ -21,8 +22,7 @@ class Edge:
     pool: asyncpg.Pool
     commands: CommandClient
     hub: EventHub
-    # jti values known to be revoked: revocation is permanent, so this cache is never stale.
-    revoked: set[str] = field(default_factory=set)
+    revoked: RevocationList
 
 
 def edge_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Edge:

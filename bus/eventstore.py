@@ -209,15 +209,16 @@ class EventStore:
         """Decide and persist one command, once. A retried command id returns the stored reply."""
         for attempt in range(MAX_CONFLICT_RETRIES):
             try:
+                # The command id is looked up only when something objects (a refusal, a conflict):
+                # a duplicate that decides cleanly again is stopped by the processed_commands key
+                # at the end, which rolls its events back. One query less on the common path.
                 async with self.pool.acquire() as conn, conn.transaction():
-                    stored = await self._stored_result(conn, envelope.command_id)
-                    if stored is not None:
-                        return stored
                     try:
                         decision = await handler(conn, envelope)
                     except DomainError as exc:
                         # Refusals are not recorded: nothing changed, and a retry may be valid later.
-                        return error_reply(exc)
+                        stored = await self._stored_result(conn, envelope.command_id)
+                        return stored if stored is not None else error_reply(exc)
                     recorded = await append_events(conn, decision.appends, command_metadata(envelope))
                     for event in recorded:
                         for project in self.projectors:
@@ -234,6 +235,10 @@ class EventStore:
                     self.on_commit()
                 return reply
             except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
+                async with self.pool.acquire() as conn:
+                    stored = await self._stored_result(conn, envelope.command_id)
+                if stored is not None:
+                    return stored
                 log.debug("conflict on %s (attempt %d), deciding again", envelope.type, attempt + 1)
                 delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt)
                 await asyncio.sleep(random.uniform(0, delay))

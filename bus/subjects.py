@@ -31,6 +31,7 @@ def logs(service: str, level: str) -> str:
 
 
 RELAY_WAKE = "sys.relay.wake"
+TOKEN_REVOKED = "sys.auth.revoked"
 
 
 def heartbeat(role: str) -> str:

@@ -68,7 +68,7 @@ async def link_login(request: Request[Any, Any, Any], link_token: str) -> tuple[
             {"jti": claims.jti, "username": claims.sub, "expires_at": float(claims.exp)},
             anonymous=True,
         )
-    elif await queries.is_revoked(edge_of(request).pool, claims.jti):
+    elif edge_of(request).revoked.is_revoked(claims.jti):
         raise ApiError("INVALID_TOKEN", "this login link has been revoked")
     return claims.sub, claims.scope
 
@@ -89,7 +89,7 @@ async def revoke(request: Request[Any, Any, Any], principal: Principal) -> None:
             "expires_at": float(principal.claims.exp),
         },
     )
-    edge_of(request).revoked.add(principal.claims.jti)
+    await edge_of(request).revoked.announce(principal.claims.jti, float(principal.claims.exp))
 
 
 class PublicAuthController(Controller):

@@ -28,8 +28,9 @@ async def user_exists(conn: asyncpg.Connection | asyncpg.Pool, username: str) ->
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)", username))
 
 
-async def is_revoked(conn: asyncpg.Connection | asyncpg.Pool, jti: str) -> bool:
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)", jti))
+async def active_revocations(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[str, float]]:
+    rows = await conn.fetch("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > now()")
+    return [(r["jti"], r["expires_at"].timestamp()) for r in rows]
 
 
 async def recent_failures(conn: asyncpg.Connection | asyncpg.Pool, username: str, client_ip: str) -> int:
