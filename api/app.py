@@ -28,6 +28,7 @@ from api.state import Edge
 from bus import db, nats_conn
 from bus.commands import CommandClient
 from schemas.errors import ERROR_STATUS
+from services.auth.tokens import TokenVerifier
 
 log = logging.getLogger("chatbus.edge")
 
@@ -66,7 +67,8 @@ def create_app(config: EdgeConfig) -> Litestar:
         revoked = RevocationList(nc, pool, hub)
         await revoked.start()
         await hub.start()
-        app.state["edge"] = Edge(config, nc, pool, CommandClient(nc, timeout=config.command_timeout), hub, revoked)
+        commands = CommandClient(nc, timeout=config.command_timeout)
+        app.state["edge"] = Edge(config, nc, pool, commands, hub, revoked, TokenVerifier(config.jwt_secret))
         try:
             yield
         finally:

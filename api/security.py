@@ -12,7 +12,6 @@ from litestar.handlers.base import BaseRouteHandler
 from api.envelope import ApiError
 from api.state import edge_of
 from schemas.errors import DomainError
-from services.auth import tokens
 from services.auth.tokens import TokenClaims
 
 COOKIE = "auth_token"
@@ -49,7 +48,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     if not token:
         raise ApiError("AUTH_REQUIRED", "authentication required: send a Bearer token or the auth_token cookie")
     try:
-        claims = tokens.decode(edge.config.jwt_secret, token)
+        claims = edge.tokens.decode(token)
     except DomainError as exc:
         raise ApiError(exc.code, exc.message) from exc
     if edge.revoked.is_revoked(claims.jti):

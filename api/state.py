@@ -13,6 +13,7 @@ from api.config import EdgeConfig
 from api.hub import EventHub
 from api.revocations import RevocationList
 from bus.commands import CommandClient
+from services.auth.tokens import TokenVerifier
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Edge:
     commands: CommandClient
     hub: EventHub
     revoked: RevocationList
+    tokens: TokenVerifier
 
 
 def edge_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Edge:

@@ -78,3 +78,27 @@ def decode(secret: str, token: str, *, audience: str = API_AUDIENCE) -> TokenCla
         scope=str(payload["scope"]),
         permanent=bool(payload.get("perm", False)),
     )
+
+
+class TokenVerifier:
+    """`decode` with a bounded cache of verified tokens: a client sends the same token on every
+    request, and PyJWT's full verification is a fifth of an edge's CPU on a list route. Expiry is
+    re-checked on every hit; revocation is the caller's business, as with `decode`."""
+
+    def __init__(self, secret: str, *, audience: str = API_AUDIENCE, max_entries: int = 10_000) -> None:
+        self.secret = secret
+        self.audience = audience
+        self.max_entries = max_entries
+        self._verified: dict[str, TokenClaims] = {}
+
+    def decode(self, token: str) -> TokenClaims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = decode(self.secret, token, audience=self.audience)
+            if len(self._verified) >= self.max_entries:
+                self._verified.clear()
+            self._verified[token] = claims
+        elif claims.exp <= time.time():
+            del self._verified[token]
+            raise DomainError("TOKEN_EXPIRED", "token expired")
+        return claims

@@ -250,3 +250,27 @@ def test_generate_password() -> None:
     generated = passwords.generate_password()
     assert len(generated) >= 16
     assert generated != passwords.generate_password()
+
+
+def test_token_verifier_caches_but_rechecks_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "s" * 40
+    verifier = tokens.TokenVerifier(secret, max_entries=2)
+    token, claims = tokens.issue(secret, "admin", "admin", ttl=60)
+    assert verifier.decode(token) == claims
+    calls = 0
+    real_decode = tokens.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> tokens.TokenClaims:
+        nonlocal calls
+        calls += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "decode", counting_decode)
+    assert verifier.decode(token) == claims and calls == 0  # served from the cache
+    monkeypatch.setattr(tokens.time, "time", lambda: claims.exp + 1)
+    with pytest.raises(DomainError) as err:
+        verifier.decode(token)
+    assert err.value.code == "TOKEN_EXPIRED"
+    with pytest.raises(DomainError) as bad:
+        verifier.decode(token[:-2] + "xx")
+    assert bad.value.code == "INVALID_TOKEN"
