@@ -22,6 +22,7 @@ log = logging.getLogger("chatbus.relay")
 
 RELAY_LOCK = 7_245_002
 CHECKPOINT = "relay"
+ACK_TIMEOUT = 30.0
 _encode = msgspec.json.Encoder().encode
 
 
@@ -63,16 +64,16 @@ class Relay:
         events = await read_feed(conn, tx, pos, self.batch)
         if not events:
             return 0
-        await asyncio.gather(
-            *(
-                self.js.publish(
-                    subjects.event(domain_of(e.event_type), e.event_type),
-                    _encode(to_message(e)),
-                    headers={"Nats-Msg-Id": str(e.event_id)},
-                )
-                for e in events
+        # Published in feed order, acks awaited together: one round trip per batch, not per event.
+        acks = [
+            await self.js.publish_async(
+                subjects.event(domain_of(e.event_type), e.event_type),
+                _encode(to_message(e)),
+                headers={"Nats-Msg-Id": str(e.event_id)},
             )
-        )
+            for e in events
+        ]
+        await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT)
         await save_checkpoint(conn, CHECKPOINT, events[-1].transaction_id, events[-1].global_position)
         if self.on_published:
             self.on_published(len(events))
