@@ -58,9 +58,13 @@ class Relay:
         self.poll_interval = poll_interval
         self.on_published = on_published
         self._wake = asyncio.Event()
+        self._position: tuple[int, int] | None = None
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
-        tx, pos = await load_checkpoint(conn, CHECKPOINT)
+        # Only the leader moves the checkpoint, so after the first read it is known in memory.
+        if self._position is None:
+            self._position = await load_checkpoint(conn, CHECKPOINT)
+        tx, pos = self._position
         events = await read_feed(conn, tx, pos, self.batch)
         if not events:
             return 0
@@ -75,6 +79,7 @@ class Relay:
         ]
         await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT)
         await save_checkpoint(conn, CHECKPOINT, events[-1].transaction_id, events[-1].global_position)
+        self._position = (events[-1].transaction_id, events[-1].global_position)
         if self.on_published:
             self.on_published(len(events))
         return len(events)
@@ -97,6 +102,7 @@ class Relay:
                 if await _sleep_or_stop(stop, 1.0):
                     return
             log.info("relay is the leader")
+            self._position = None  # read the checkpoint afresh: another leader may have moved it
 
             async def wake(_msg: object) -> None:
                 self._wake.set()

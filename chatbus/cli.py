@@ -11,7 +11,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from chatbus.settings import Settings
 
@@ -89,8 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         "replay": lambda: _replay(settings, args.batch),
     }
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(runners[args.command]())
+        return run_async(runners[args.command]())
     return 0
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run on uvloop when it is installed (it comes with uvicorn[standard])."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _edge(settings: Settings) -> int:
