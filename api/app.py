@@ -15,7 +15,14 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import Message, Scope
 
 from api.config import EdgeConfig
-from api.envelope import ApiError, error_response, handle_api_error, handle_http_exception, handle_unexpected
+from api.envelope import (
+    ApiError,
+    error_response,
+    handle_api_error,
+    handle_http_exception,
+    handle_unexpected,
+    request_id_from_headers,
+)
 from api.hub import EventHub
 from api.revocations import RevocationList
 from api.routes.auth import AuthController, PublicAuthController
@@ -50,11 +57,10 @@ def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Respo
 
 async def _before_send(message: Message, scope: Scope) -> None:
     if message["type"] == "http.response.start":
-        rid = scope.get("state", {}).get("request_id")
-        if rid:
-            headers = list(message.get("headers", []))
-            headers.append((b"x-request-id", str(rid).encode()))
-            message["headers"] = headers
+        rid = scope.get("state", {}).get("request_id") or request_id_from_headers(scope.get("headers", ()))
+        headers = list(message.get("headers", []))
+        headers.append((b"x-request-id", str(rid).encode()))
+        message["headers"] = headers
 
 
 def create_app(config: EdgeConfig) -> Litestar:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -55,14 +56,22 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def request_id_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The caller's `X-Request-ID` if it is sane, else a new id."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            if 0 < len(given) <= 128 and given.isprintable():
+                return given
+    return uuid.uuid4().hex
+
+
 def request_id(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The id of this request: the caller's `X-Request-ID` if sane, else a new one. Stable per request."""
+    """The id of this request, stable for its whole life (commands, logs, errors, the response header)."""
     state = connection.scope.setdefault("state", {})
     rid = state.get("request_id")
     if rid is None:
-        given = connection.headers.get("x-request-id", "")
-        rid = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
-        state["request_id"] = rid
+        rid = state["request_id"] = request_id_from_headers(connection.scope.get("headers", ()))
     return str(rid)
 
 
