@@ -24,22 +24,31 @@ from api.envelope import (
     request_id_from_headers,
 )
 from api.hub import EventHub
+from api.logging_context import request_context_middleware
+from api.loghub import LogHub
+from api.ratelimit import RateLimiter, rate_limit_middleware
 from api.revocations import RevocationList
+from api.routes.audit import AuditController
 from api.routes.auth import AuthController, PublicAuthController
+from api.routes.config import ConfigController
+from api.routes.group_admin import GroupAdminController, group_login
+from api.routes.logs import list_logs
 from api.routes.personalities import PersonalityController
 from api.routes.presets import PresetController
 from api.routes.streams import events_sse, ws_endpoint
-from api.routes.system import health
+from api.routes.system import VERSION, health, system_stats, system_status
 from api.security import require_admin
 from api.state import Edge
 from bus import db, nats_conn
 from bus.commands import CommandClient
+from bus.heartbeat import Heartbeat
+from bus.logs import LogPublisher, install_log_publisher
 from schemas.errors import ERROR_STATUS
 from services.auth.tokens import TokenVerifier
+from services.config.cache import ConfigCache
 
 log = logging.getLogger("chatbus.edge")
 
-VERSION = "0.1.0"
 
 DESCRIPTION = (
     "chatbus management API: a superset of the ChatAI Plugin and NekoBot APIs.\n\n"
@@ -48,6 +57,11 @@ DESCRIPTION = (
     "Error codes and their HTTP status:\n\n"
     + "\n".join(f"- `{code}`: {status}" for code, status in sorted(ERROR_STATUS.items()))
 )
+
+
+def handle_bad_data(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Input Postgres cannot hold, e.g. a NUL character in a search string."""
+    return error_response("VALIDATION_ERROR", f"invalid input: {exc}", 400)
 
 
 def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -67,19 +81,34 @@ def create_app(config: EdgeConfig) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         nc = await nats_conn.connect(config.nats_url, name=config.instance_id)
+        publisher: LogPublisher | None = None
+        if config.publish_logs:
+            publisher = install_log_publisher(nc, "edge", config.instance_id)
         pool = await db.create_pool(config.database_url, max_size=config.db_pool_size)
         await nats_conn.ensure_streams(nc)
         hub = EventHub(nc)
+        loghub = app.state["loghub"] = LogHub(nc)
         revoked = RevocationList(nc, pool, hub)
         await revoked.start()
         await hub.start()
+        config_cache = ConfigCache(pool, nc)
+        await config_cache.start()
         commands = CommandClient(nc, timeout=config.command_timeout)
-        app.state["edge"] = Edge(config, nc, pool, commands, hub, revoked, TokenVerifier(config.jwt_secret))
+        app.state["edge"] = Edge(
+            config, nc, pool, commands, hub, revoked, TokenVerifier(config.jwt_secret), RateLimiter(nc), config_cache
+        )
+        heartbeat = Heartbeat(nc, "edge", instance_id=config.instance_id)
+        await heartbeat.start()
         try:
             yield
         finally:
+            await heartbeat.stop()
+            await config_cache.stop()
             await revoked.stop()
             await hub.stop()
+            await loghub.stop()
+            if publisher is not None:
+                await publisher.close()
             with contextlib.suppress(Exception):
                 await nc.drain()
             await pool.close()
@@ -90,6 +119,9 @@ def create_app(config: EdgeConfig) -> Litestar:
     class AdminPersonalities(PersonalityController):
         guards = [require_admin]
 
+    class AdminConfig(ConfigController):
+        guards = [require_admin]
+
     return Litestar(
         route_handlers=[
             health,
@@ -97,6 +129,13 @@ def create_app(config: EdgeConfig) -> Litestar:
             AuthController,
             AdminPresets,
             AdminPersonalities,
+            AuditController,
+            AdminConfig,
+            GroupAdminController,
+            group_login,
+            system_status,
+            system_stats,
+            list_logs,
             ws_endpoint,
             events_sse,
         ],
@@ -104,6 +143,7 @@ def create_app(config: EdgeConfig) -> Litestar:
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,
+            asyncpg.DataError: handle_bad_data,
             OSError: handle_unavailable,
             asyncpg.InterfaceError: handle_unavailable,
             asyncpg.PostgresConnectionError: handle_unavailable,
@@ -118,6 +158,7 @@ def create_app(config: EdgeConfig) -> Litestar:
             render_plugins=[ScalarRenderPlugin()],
         ),
         before_send=[_before_send],
+        middleware=[request_context_middleware, rate_limit_middleware],
         request_max_body_size=4 * 1024 * 1024,
         debug=False,
     )

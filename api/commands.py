@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -12,6 +13,8 @@ from api.security import client_ip, principal_of
 from api.state import edge_of
 from bus.commands import BusTimeout, BusUnavailable
 from schemas.envelope import Actor, CommandEnvelope, CommandReply
+
+log = logging.getLogger("chatbus.commands")
 
 _KEY_NAMESPACE = uuid.UUID("0b9f5f3e-6a43-4f1e-9f61-0c1b8f7c2d11")
 MAX_KEY_LENGTH = 200
@@ -38,6 +41,16 @@ def if_match(request: Request[Any, Any, Any]) -> int | None:
     return int(cleaned)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 async def send(
     request: Request[Any, Any, Any],
     domain: str,
@@ -48,6 +61,8 @@ async def send(
     anonymous: bool = False,
 ) -> CommandReply:
     """Send a command and return the successful reply; a refused one raises ApiError."""
+    if _has_nul(payload):
+        raise ApiError("VALIDATION_ERROR", "text may not contain NUL (\\u0000) characters")
     actor = (
         Actor("anonymous", "none") if anonymous else Actor(principal_of(request).username, principal_of(request).scope)
     )
@@ -69,6 +84,7 @@ async def send(
         raise ApiError(
             "TIMEOUT", "the command timed out; retry with the same Idempotency-Key to be safe", status=504
         ) from exc
+    log.info("command %s -> %s", envelope.type, "ok" if reply.ok else getattr(reply.error, "code", "INTERNAL_ERROR"))
     if not reply.ok:
         err = reply.error
         if err is None:

@@ -16,3 +16,6 @@ class EdgeConfig:
     db_pool_size: int = 10
     trusted_proxies: tuple[str, ...] = ()
     instance_id: str = "edge"
+    # Publish this process's log records on `logs.edge.<level>` (bus/logs.py). Off by default: tests run
+    # several edges and workers in one process, where one publisher per edge would repeat every line.
+    publish_logs: bool = False

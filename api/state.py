@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -11,9 +12,11 @@ from nats.aio.client import Client as NATS
 
 from api.config import EdgeConfig
 from api.hub import EventHub
+from api.ratelimit import RateLimiter
 from api.revocations import RevocationList
 from bus.commands import CommandClient
 from services.auth.tokens import TokenVerifier
+from services.config.cache import ConfigCache
 
 
 @dataclass
@@ -25,6 +28,9 @@ class Edge:
     hub: EventHub
     revoked: RevocationList
     tokens: TokenVerifier
+    limiter: RateLimiter
+    config_cache: ConfigCache
+    started_at: float = field(default_factory=time.time)
 
 
 def edge_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Edge:

@@ -256,3 +256,11 @@ async def fold_stream(
     for event in await load_stream(conn, stream_id):
         state = evolve(state, event.event_type, event.data)
     return state
+
+
+async def load_last_event(conn: asyncpg.Connection, stream_id: str) -> RecordedEvent | None:
+    """The newest event of a stream (for streams whose every event carries the full state)."""
+    row = await conn.fetchrow(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1", stream_id
+    )
+    return _row_to_event(row) if row else None

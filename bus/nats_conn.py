@@ -39,15 +39,46 @@ async def connect(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
 
 
 async def ensure_streams(nc: NATS, *, replicas: int = 1) -> None:
-    """Create the EVENTS stream if it is missing; an existing one is left as the operator set it.
-    The duplicate window covers relay restarts."""
+    """Create the streams chatbus needs if they are missing; existing ones are left as the operator
+    set them."""
+    await _ensure_stream(nc, _events_stream(replicas))
+    await _ensure_stream(nc, _rate_limit_stream(replicas))
+
+
+async def _ensure_stream(nc: NATS, config: StreamConfig) -> None:
     js = nc.jetstream()
     try:
-        await js.stream_info(subjects.EVENTS_STREAM)
+        await js.stream_info(config.name or "")
         return
     except NotFoundError:
         pass
-    config = StreamConfig(
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        if "already in use" not in str(exc):
+            raise RuntimeError(f"cannot create JetStream stream {config.name}: {exc}") from exc
+        log.info("stream %s created concurrently by another process", config.name)
+
+
+def _rate_limit_stream(replicas: int) -> StreamConfig:
+    """Global request counters (ADR-49 counter stream, NATS 2.12+): one subject per client per
+    window; memory storage, since losing counters on a restart only forgives a minute."""
+    return StreamConfig(
+        name=subjects.RATE_LIMIT_STREAM,
+        subjects=[subjects.RATE_LIMIT_WILDCARD],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.MEMORY,
+        num_replicas=replicas,
+        max_age=180,
+        max_msgs_per_subject=1,
+        allow_msg_counter=True,
+        allow_direct=True,
+    )
+
+
+def _events_stream(replicas: int) -> StreamConfig:
+    """The duplicate window covers relay restarts: a republished event is dropped by its id."""
+    return StreamConfig(
         name=subjects.EVENTS_STREAM,
         subjects=[subjects.EVENTS_WILDCARD],
         retention=RetentionPolicy.LIMITS,
@@ -56,7 +87,14 @@ async def ensure_streams(nc: NATS, *, replicas: int = 1) -> None:
         num_replicas=replicas,
         max_age=30 * 24 * 3600,
     )
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        log.info("EVENTS stream created concurrently by another process")
+
+
+async def flush_in_order(nc: NATS, timeout: int = 2) -> None:
+    """Return once the server has processed everything sent so far (SUBs, PUBs) on `nc`.
+
+    nats-py 2.16's `flush()` writes its PING straight to the socket, ahead of commands still waiting for the
+    client's flusher task, so its PONG can come back before an earlier SUB or PUB has reached the server.
+    That flusher task is woken before the first PING goes out and runs before the PONG can be read, so a
+    second PING is behind those commands on the wire."""
+    await nc.flush(timeout)
+    await nc.flush(timeout)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import msgspec
 
 from bus.eventstore import Projector, RecordedEvent, load_checkpoint, read_feed, save_checkpoint
 
@@ -27,24 +30,181 @@ class Projection:
     apply: Projector
 
 
+async def _apply_log(conn: asyncpg.Connection, projections: Sequence[Projection], events_table: str, batch: int) -> int:
+    """Apply every event of `events_table`, in log order, to every projection; the count."""
+    count = 0
+    cursor = conn.cursor(f"SELECT {_EVENT_COLUMNS} FROM {events_table} ORDER BY global_position", prefetch=batch)
+    async for row in cursor:
+        event = RecordedEvent(**dict(row))
+        for projection in projections:
+            await projection.apply(conn, event)
+        count += 1
+    return count
+
+
+def read_tables(projections: Sequence[Projection]) -> list[str]:
+    """Every read table of `projections`, once each, in declaration order."""
+    return list(dict.fromkeys(t for p in projections for t in p.tables))
+
+
 async def rebuild(pool: asyncpg.Pool, projections: Sequence[Projection], *, batch: int = 5000) -> int:
     """Truncate the read tables and apply every event again, in one transaction.
 
     The tables are locked first: writers that commit meanwhile wait, then project their own events
     on top of the rebuilt tables, so nothing is lost or applied twice."""
-    tables = [t for p in projections for t in p.tables]
-    count = 0
+    tables = read_tables(projections)
     async with pool.acquire() as conn, conn.transaction():
         if tables:
             await conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
             await conn.execute(f"TRUNCATE {', '.join(tables)}")
-        cursor = conn.cursor(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY global_position", prefetch=batch)
-        async for row in cursor:
-            event = RecordedEvent(**dict(row))
-            for projection in projections:
-                await projection.apply(conn, event)
-            count += 1
-    return count
+        return await _apply_log(conn, projections, "events", batch)
+
+
+# --- replay --check: rebuild beside the live tables and compare ------------------------------------
+
+
+@dataclass(frozen=True)
+class RowDifference:
+    """One row on which a live read table and its rebuild disagree. `live` or `rebuilt` is None
+    when the row exists on one side only; otherwise the key matches and some column differs."""
+
+    table: str
+    key: dict[str, Any]
+    live: dict[str, Any] | None
+    rebuilt: dict[str, Any] | None
+
+    def columns(self) -> list[str]:
+        """The columns whose values differ (both sides present)."""
+        if self.live is None or self.rebuilt is None:
+            return []
+        return [c for c in self.live if self.live.get(c) != self.rebuilt.get(c)]
+
+    def lines(self) -> list[str]:
+        """Human-readable: one line per differing column, or one for a row found on one side only."""
+        where = f"{self.table} [{', '.join(f'{k}={v}' for k, v in self.key.items())}]"
+        if self.rebuilt is None:
+            return [f"{where}: only in the live table: {_show(self.live)}"]
+        if self.live is None:
+            return [f"{where}: missing from the live table, rebuilt as: {_show(self.rebuilt)}"]
+        live, rebuilt = self.live, self.rebuilt
+        changed = self.columns()
+        if not changed:  # equal once decoded (e.g. numeric scale): still not equal in SQL
+            return [f"{where}: live {_show(live)} vs rebuilt {_show(rebuilt)}"]
+        return [f"{where} {c}: live={_show(live.get(c))} rebuilt={_show(rebuilt.get(c))}" for c in changed]
+
+
+@dataclass(frozen=True)
+class TableComparison:
+    table: str
+    differing_rows: int  # all of them, even past the limit
+    differences: list[RowDifference]
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    events: int
+    tables: list[TableComparison]
+
+    @property
+    def equal(self) -> bool:
+        return all(t.differing_rows == 0 for t in self.tables)
+
+
+def _show(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def current_schema(conn: asyncpg.Connection) -> str:
+    return str(await conn.fetchval("SELECT current_schema()"))
+
+
+async def create_scratch_tables(conn: asyncpg.Connection, scratch: str, live: str, tables: Sequence[str]) -> None:
+    """The scratch schema and an empty copy of each read table (columns, defaults, keys, indexes)."""
+    ddl = [f"CREATE SCHEMA {_ident(scratch)}"]
+    ddl += [
+        f"CREATE TABLE {_ident(scratch)}.{_ident(t)} (LIKE {_ident(live)}.{_ident(t)} INCLUDING ALL)" for t in tables
+    ]
+    await conn.execute(";\n".join(ddl))
+
+
+async def table_columns(conn: asyncpg.Connection, schema: str, table: str) -> tuple[list[str], list[str]]:
+    """(every column, the primary key's columns) of a table, in table order; the key is empty when
+    the table has none."""
+    rows = await conn.fetch(
+        """SELECT a.attname, coalesce(a.attnum = ANY (i.indkey::int2[]), false) AS in_key
+           FROM pg_attribute a
+           LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+           WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass
+             AND a.attnum > 0 AND NOT a.attisdropped
+           ORDER BY a.attnum""",
+        schema,
+        table,
+    )
+    return [r["attname"] for r in rows], [r["attname"] for r in rows if r["in_key"]]
+
+
+async def compare_table(
+    conn: asyncpg.Connection, table: str, live: str, scratch: str, *, limit: int = 100
+) -> TableComparison:
+    """Rows of `live.table` and `scratch.table` that differ, paired by primary key.
+
+    EXCEPT ALL both ways finds the rows that are not in the other table (a duplicate counts); a
+    full join on the key pairs a changed row with its other version. A table without a primary
+    key pairs nothing: its rows are missing on one side or the other."""
+    columns, key = await table_columns(conn, live, table)
+    cols = ", ".join(_ident(c) for c in columns)
+    left, right = f"{_ident(live)}.{_ident(table)}", f"{_ident(scratch)}.{_ident(table)}"
+    join = " AND ".join(f"l.{_ident(k)} = r.{_ident(k)}" for k in key) or "false"
+    order = ", ".join(f"coalesce(l.{_ident(c)}, r.{_ident(c)})" for c in (key or columns))
+    rows = await conn.fetch(
+        f"""WITH l AS (SELECT {cols} FROM {left} EXCEPT ALL SELECT {cols} FROM {right}),
+                 r AS (SELECT {cols} FROM {right} EXCEPT ALL SELECT {cols} FROM {left})
+            SELECT CASE WHEN l IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
+                   CASE WHEN r IS NULL THEN NULL ELSE to_jsonb(r) END AS rebuilt,
+                   count(*) OVER () AS total
+            FROM l FULL JOIN r ON {join}
+            ORDER BY {order}
+            LIMIT $1""",
+        limit,
+    )
+    differences = []
+    for row in rows:
+        live_row, rebuilt_row = row["live"], row["rebuilt"]
+        either = live_row if live_row is not None else rebuilt_row
+        differences.append(RowDifference(table, {k: either[k] for k in (key or columns)}, live_row, rebuilt_row))
+    return TableComparison(table, int(rows[0]["total"]) if rows else 0, differences)
+
+
+async def check(
+    pool: asyncpg.Pool, projections: Sequence[Projection], *, batch: int = 5000, limit: int = 100
+) -> CheckReport:
+    """Rebuild every read table from the log into a scratch schema and compare it with the live one.
+    Nothing live is written or locked against writers.
+
+    One REPEATABLE READ transaction: the log and the live tables are read in the same snapshot (the
+    inline projections commit with their events, so they agree unless a projection is wrong), and
+    the transaction is always rolled back, which takes the scratch schema with it whatever happens.
+    The projections run with `search_path` set to the scratch schema alone, so their unqualified
+    table names land there, and a write to a table they did not declare fails instead of touching
+    a live one."""
+    tables = read_tables(projections)
+    scratch = f"replay_check_{uuid.uuid4().hex[:12]}"
+    async with pool.acquire() as conn:
+        tx = conn.transaction(isolation="repeatable_read")
+        await tx.start()
+        try:
+            live = await current_schema(conn)
+            await create_scratch_tables(conn, scratch, live, tables)
+            await conn.execute(f"SET LOCAL search_path TO {_ident(scratch)}")
+            count = await _apply_log(conn, projections, f"{_ident(live)}.events", batch)
+            comparisons = [await compare_table(conn, t, live, scratch, limit=limit) for t in tables]
+        finally:
+            await tx.rollback()
+    return CheckReport(count, comparisons)
 
 
 class CatchUpRunner:

@@ -16,7 +16,8 @@ from nats.aio.client import Client as NATS
 from bus import db, subjects
 from bus.eventstore import RecordedEvent, load_checkpoint, read_feed, save_checkpoint
 from schemas.envelope import EventMessage
-from schemas.events import SECRET_FIELDS, domain_of
+from schemas.events import domain_of
+from schemas.secrets import mask
 
 log = logging.getLogger("chatbus.relay")
 
@@ -27,7 +28,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 def to_message(event: RecordedEvent) -> EventMessage:
-    data = {k: v for k, v in event.data.items() if k not in SECRET_FIELDS}
+    data = mask(event.data)
     return EventMessage(
         id=event.event_id,
         type=event.event_type,

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 EVENTS_STREAM = "EVENTS"
 EVENTS_WILDCARD = "events.>"
+RATE_LIMIT_STREAM = "RATELIMIT"
+RATE_LIMIT_WILDCARD = "ratelimit.>"
+
+
+def rate_limit_counter(window: int, key: str) -> str:
+    return f"ratelimit.{window}.{key}"
 
 
 def command(domain: str, action: str) -> str:
@@ -28,6 +34,13 @@ def chat_stream(request_id: str) -> str:
 
 def logs(service: str, level: str) -> str:
     return f"logs.{service}.{level}"
+
+
+LOGS_WILDCARD = "logs.>"
+
+
+def logs_wildcard() -> str:
+    return LOGS_WILDCARD
 
 
 RELAY_WAKE = "sys.relay.wake"

@@ -7,12 +7,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+import asyncpg
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from bus import subjects
+from bus import logs, subjects
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo, command_decoder, command_encoder
 
 log = logging.getLogger("chatbus.worker")
@@ -65,13 +66,27 @@ class WorkerRuntime:
             envelope = command_decoder.decode(msg.data)
         except msgspec.DecodeError as exc:
             return CommandReply(ok=False, error=ErrorInfo("INVALID_ARGS", f"bad command envelope: {exc}", 400))
+        # Lines logged while handling the command carry the id of the HTTP request that sent it.
+        token = logs.set_request_id(envelope.request_id)
         try:
-            return await handler(envelope)
+            reply = await handler(envelope)
+            if reply.error is not None:
+                log.info("command %s refused: %s", envelope.type, reply.error.code)
+            return reply
+        except asyncpg.DataError as exc:
+            # Input Postgres cannot hold (a NUL character, a number out of range): the caller's fault.
+            log.info("command %s: data refused by the database (%r)", envelope.type, exc)
+            return CommandReply(ok=False, error=ErrorInfo("VALIDATION_ERROR", f"invalid data: {exc}", 400))
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
+            log.warning("command %s: database unavailable (%r)", envelope.type, exc)
+            return CommandReply(ok=False, error=ErrorInfo("UNAVAILABLE", "the database is unavailable; retry", 503))
         except Exception as exc:
             log.exception("command %s failed", envelope.type)
             return CommandReply(
                 ok=False, error=ErrorInfo("INTERNAL_ERROR", f"command failed: {type(exc).__name__}", 500)
             )
+        finally:
+            logs.reset_request_id(token)
 
     async def stop(self) -> None:
         """Stop taking commands, then let the ones in flight finish."""

@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from bus.logs import configure_stderr_logging, install_log_publisher
 from chatbus.settings import Settings
 
 log = logging.getLogger("chatbus")
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations and create the admin and system presets")
     replay = sub.add_parser("replay", help="rebuild every read table from the event log")
     replay.add_argument("--batch", type=int, default=5000)
+    replay.add_argument(
+        "--check",
+        action="store_true",
+        help="rebuild into a scratch schema and compare with the live tables, changing nothing; exit 1 on a difference",
+    )
+    replay.add_argument("--max-diffs", type=int, default=50, help="with --check: print at most this many lines")
 
     admin = sub.add_parser("admin", help="administration")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
@@ -49,14 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     schemas = sub.add_parser("schemas", help="export JSON Schemas of the published events")
     schemas.add_argument("--out", help="directory to write the schemas to (default: print)")
     return parser
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -72,7 +71,7 @@ def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _apply_flags(Settings(), args)
-    _setup_logging(settings.log_level)
+    configure_stderr_logging(settings.log_level)
     if args.command == "up":
         from chatbus.up import run_up
 
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker": lambda: _worker(settings, args.domain),
         "relay": lambda: _relay(settings),
         "migrate": lambda: _migrate(settings),
-        "replay": lambda: _replay(settings, args.batch),
+        "replay": lambda: _replay(settings, args.batch, check=args.check, max_diffs=args.max_diffs),
     }
     with contextlib.suppress(KeyboardInterrupt):
         return run_async(runners[args.command]())
@@ -119,6 +118,7 @@ def _edge(settings: Settings) -> int:
         public_url=settings.public_url,
         db_pool_size=settings.db_pool_size,
         trusted_proxies=tuple(p.strip() for p in settings.trusted_proxies.split(",") if p.strip()),
+        publish_logs=True,
     )
     uvicorn.Server(uvicorn_config(config, settings.host, settings.port)).run()
     return 0
@@ -142,8 +142,10 @@ async def _worker(settings: Settings, domains: list[str] | None) -> int:
         concurrency=settings.worker_concurrency,
         pool_size=settings.db_pool_size,
     )
+    publisher = install_log_publisher(process.nc, "worker", process.heartbeat.instance_id)
     log.info("worker serving %s", ", ".join(domains or ALL_DOMAINS))
     await _until_signal()
+    await publisher.close()  # before the connection drains, so the last lines go out
     await process.stop()
     return 0
 
@@ -152,7 +154,9 @@ async def _relay(settings: Settings) -> int:
     from chatbus.runtime import start_relay
 
     relay = await start_relay(settings.nats_url, settings.database_url, batch=settings.relay_batch)
+    publisher = install_log_publisher(relay.nc, "relay", relay.heartbeat.instance_id)
     await _until_signal()
+    await publisher.close()
     await relay.stop()
     return 0
 
@@ -172,11 +176,13 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _replay(settings: Settings, batch: int) -> int:
+async def _replay(settings: Settings, batch: int, *, check: bool = False, max_diffs: int = 50) -> int:
     from bus import db
     from bus.projections import rebuild
     from services.registry import PROJECTIONS
 
+    if check:
+        return await _replay_check(settings, batch, max(1, max_diffs))
     pool = await db.create_pool(settings.database_url, max_size=2)
     try:
         started = time.perf_counter()
@@ -187,6 +193,43 @@ async def _replay(settings: Settings, batch: int) -> int:
     rate = count / elapsed if elapsed else 0.0
     print(f"replayed {count} events into {len(PROJECTIONS)} projections in {elapsed:.2f}s ({rate:,.0f} events/s)")
     return 0
+
+
+async def _replay_check(settings: Settings, batch: int, max_diffs: int) -> int:
+    """0: every read table equals its rebuild from the log; 1: some differ (printed); 2: the check failed."""
+    import asyncpg
+
+    from bus import db
+    from bus.projections import check
+    from services.registry import PROJECTIONS
+
+    pool = await db.create_pool(settings.database_url, max_size=1)
+    try:
+        started = time.perf_counter()
+        report = await check(pool, PROJECTIONS, batch=batch, limit=max_diffs)
+        elapsed = time.perf_counter() - started
+    except asyncpg.PostgresError as exc:
+        print(f"replay check failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await pool.close()
+    names = ", ".join(t.table for t in report.tables)
+    if report.equal:
+        print(
+            f"replay check: {len(report.tables)} read tables ({names}) equal the log of {report.events} events"
+            f" ({elapsed:.2f}s)"
+        )
+        return 0
+    lines = [line for t in report.tables for d in t.differences for line in d.lines()]
+    for line in lines[:max_diffs]:
+        print(line)
+    differing = [t for t in report.tables if t.differing_rows]
+    total = sum(t.differing_rows for t in differing)
+    if len(lines) > max_diffs or total > sum(len(t.differences) for t in differing):
+        print(f"... (output limited to {max_diffs} lines)")
+    summary = ", ".join(f"{t.table}: {t.differing_rows}" for t in differing)
+    print(f"replay check: {total} rows differ from the log of {report.events} events ({summary})")
+    return 1
 
 
 async def _set_password(settings: Settings, username: str | None, password: str | None) -> int:

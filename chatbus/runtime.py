@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import socket
 from collections.abc import Iterator, Sequence
@@ -21,11 +20,15 @@ from api.app import create_app
 from api.config import EdgeConfig
 from bus import db, nats_conn, subjects
 from bus.eventstore import EventStore
+from bus.heartbeat import Heartbeat, instance_id
 from bus.migrate import migrate
+from bus.nats_conn import flush_in_order
 from bus.relay import Relay
 from bus.worker import WorkerRuntime
 from services import registry
 from services.auth.handlers import ensure_admin
+from services.config.cache import ConfigCache
+from services.logs.sink import LogSink, start_log_sink
 from services.presets.bootstrap import ensure_system_presets
 
 log = logging.getLogger("chatbus")
@@ -80,11 +83,18 @@ async def bootstrap(
 class WorkerProcess:
     nc: NATS
     pool: asyncpg.Pool
+    config: ConfigCache
+    heartbeat: Heartbeat
     runtimes: list[WorkerRuntime] = field(default_factory=list)
+    log_sink: LogSink | None = None
 
     async def stop(self) -> None:
+        await self.heartbeat.stop()
         for runtime in self.runtimes:
             await runtime.stop()
+        if self.log_sink is not None:
+            await self.log_sink.stop()
+        await self.config.stop()
         with contextlib.suppress(Exception):
             await self.nc.drain()
         await self.pool.close()
@@ -113,12 +123,18 @@ async def start_workers(
             future.add_done_callback(pending.discard)
 
     store: EventStore = registry.make_store(pool, on_commit=wake_relay)
-    process = WorkerProcess(nc, pool)
+    config = ConfigCache(pool, nc)
+    await config.start()
+    heartbeat = Heartbeat(nc, "worker", domain=",".join(domains))
+    process = WorkerProcess(nc, pool, config, heartbeat)
     for domain in domains:
         runtime = WorkerRuntime(nc, domain, registry.DOMAINS[domain](store), concurrency=concurrency)
         await runtime.start()
         process.runtimes.append(runtime)
-    await nc.flush()
+    # Every worker runs a sink; the `logsink` queue group stores each line once.
+    process.log_sink = await start_log_sink(nc, pool)
+    await flush_in_order(nc)
+    await heartbeat.start()
     return process
 
 
@@ -142,7 +158,7 @@ def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: object) -> E
         nats_url=nats_url,
         database_url=dsn,
         jwt_secret=jwt_secret,
-        instance_id=f"edge-{socket.gethostname()}-{os.getpid()}",
+        instance_id=instance_id("edge"),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -192,8 +208,10 @@ class RelayProcess:
     stop_event: asyncio.Event
     task: asyncio.Task[None]
     nc: NATS
+    heartbeat: Heartbeat
 
     async def stop(self) -> None:
+        await self.heartbeat.stop()
         self.stop_event.set()
         await self.task
         with contextlib.suppress(Exception):
@@ -205,4 +223,6 @@ async def start_relay(nats_url: str, dsn: str, *, batch: int = 1000) -> RelayPro
     await nats_conn.ensure_streams(nc)
     relay = Relay(dsn, nc, batch=batch)
     stop = asyncio.Event()
-    return RelayProcess(relay, stop, asyncio.create_task(relay.run(stop)), nc)
+    heartbeat = Heartbeat(nc, "relay")
+    await heartbeat.start()
+    return RelayProcess(relay, stop, asyncio.create_task(relay.run(stop)), nc, heartbeat)

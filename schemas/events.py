@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas import auth, presets
+from schemas import auth, config, group_admin, presets
 
 EVENT_TYPES: dict[str, tuple[str, type[msgspec.Struct]]] = {}
 
@@ -34,8 +34,14 @@ _register(
     auth.LoginLinkConsumed,
 )
 
-# Fields that must never leave the process in an event published to outside subscribers.
-SECRET_FIELDS = frozenset({"password_hash"})
+_register("config", config.ConfigChanged, config.ConfigRolledBack)
+_register(
+    "groupadmin",
+    group_admin.GroupConfigSet,
+    group_admin.GroupConfigDeleted,
+    group_admin.GroupLoginCodeIssued,
+    group_admin.GroupLoginCodeRedeemed,
+)
 
 
 def domain_of(event_type: str) -> str:

@@ -7,7 +7,8 @@ from typing import Any
 import msgspec
 
 from schemas.envelope import EventMessage
-from schemas.events import EVENT_TYPES, SECRET_FIELDS
+from schemas.events import EVENT_TYPES
+from schemas.secrets import HIDDEN_KEYS
 
 
 def event_schemas() -> dict[str, Any]:
@@ -18,7 +19,7 @@ def event_schemas() -> dict[str, Any]:
         schema = msgspec.json.schema(struct)
         definition = schema.get("$defs", {}).get(name)
         if definition is not None:
-            for secret in SECRET_FIELDS:
+            for secret in HIDDEN_KEYS:
                 definition.get("properties", {}).pop(secret, None)
                 if secret in definition.get("required", []):
                     definition["required"].remove(secret)

@@ -11,10 +11,19 @@ from bus.projections import Projection
 from bus.worker import CommandFn
 from services.auth import projection as auth_projection
 from services.auth.handlers import AuthCommands
+from services.config import handlers as config_handlers
+from services.config import projection as config_projection
+from services.group_admin import handlers as group_handlers
+from services.group_admin import projection as group_projection
 from services.presets import handlers as preset_handlers
 from services.presets import projection as preset_projection
 
-PROJECTIONS: tuple[Projection, ...] = (preset_projection.PROJECTION, auth_projection.PROJECTION)
+PROJECTIONS: tuple[Projection, ...] = (
+    preset_projection.PROJECTION,
+    auth_projection.PROJECTION,
+    config_projection.PROJECTION,
+    group_projection.PROJECTION,
+)
 
 
 def _transactional(store: EventStore, handlers: dict[str, Handler]) -> dict[str, CommandFn]:
@@ -27,6 +36,8 @@ def _transactional(store: EventStore, handlers: dict[str, Handler]) -> dict[str,
 DOMAINS: dict[str, Callable[[EventStore], dict[str, CommandFn]]] = {
     "presets": lambda store: _transactional(store, preset_handlers.HANDLERS),
     "auth": lambda store: AuthCommands(store).handlers(),
+    "config": lambda store: _transactional(store, config_handlers.HANDLERS),
+    "groupadmin": lambda store: _transactional(store, group_handlers.HANDLERS),
 }
 
 

@@ -47,7 +47,7 @@ def start_servers(stack: ExitStack) -> Servers:
             pg = stack.enter_context(PostgresContainer("postgres:16-alpine", driver=None))
             servers.pg_admin_dsn = pg.get_connection_url()
         if not nats_url:
-            nats = stack.enter_context(DockerContainer("nats:2.10-alpine").with_command("-js").with_exposed_ports(4222))
+            nats = stack.enter_context(DockerContainer("nats:2.12-alpine").with_command("-js").with_exposed_ports(4222))
             servers.nats_url = f"nats://{nats.get_container_host_ip()}:{nats.get_exposed_port(4222)}"
         return servers
     workdir = Path(tempfile.mkdtemp(prefix="chatbus-test-"))

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from bus import db
 from chatbus.runtime import (
     EdgeServer,
     RelayProcess,
@@ -17,8 +18,12 @@ from chatbus.runtime import (
     start_relay,
     start_workers,
 )
+from services.config.handlers import set_config
+from services.registry import make_store
 
 ADMIN_PASSWORD = "test-admin-password"
+# Tests make many requests per minute; the rate-limit tests lower it through the API.
+TEST_RATE_LIMIT = 1_000_000
 
 
 class Stack:
@@ -32,15 +37,27 @@ class Stack:
         self.secret = ""
         self._token: str | None = None
 
-    async def start(self, *, edges: int = 1, workers: int = 1, relay: bool = True) -> None:
+    async def start(
+        self, *, edges: int = 1, workers: int = 1, relay: bool = True, rate_limit: int = TEST_RATE_LIMIT
+    ) -> None:
         await bootstrap(self.dsn, self.nats_url, "admin", ADMIN_PASSWORD)
         self.secret = await shared_jwt_secret(self.dsn)
+        await self.set_config({"rateLimit": {"requestsPerMinute": rate_limit}})
         for _ in range(workers):
             await self.add_worker()
         if relay:
             self.relay = await start_relay(self.nats_url, self.dsn)
         for _ in range(edges):
             await self.add_edge()
+
+    async def set_config(self, patch: dict[str, Any]) -> None:
+        """Change the config directly in the store (set-up, not the behaviour under test)."""
+        pool = await db.create_pool(self.dsn, max_size=1)
+        try:
+            reply = await set_config(make_store(pool), patch)
+            assert reply.ok, reply.error
+        finally:
+            await pool.close()
 
     async def add_worker(self) -> WorkerProcess:
         worker = await start_workers(self.nats_url, self.dsn, pool_size=5)

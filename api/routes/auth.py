@@ -20,7 +20,7 @@ from services.auth import queries, tokens
 DEFAULT_USERNAME = "admin"
 
 
-def _iso(epoch: int) -> str:
+def iso_time(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
@@ -110,7 +110,7 @@ class PublicAuthController(Controller):
         token, claims = issue_session(request, username, scope)
         data_out = {
             "token": token,
-            "expiresAt": _iso(claims.exp),
+            "expiresAt": iso_time(claims.exp),
             "user": {"username": username, "scope": scope},
         }
         response = ok(data_out)
@@ -155,7 +155,7 @@ class AuthController(Controller):
                 "username": p.username,
                 "isAdmin": p.is_admin,
                 "scope": p.scope,
-                "expiresAt": _iso(p.claims.exp),
+                "expiresAt": iso_time(p.claims.exp),
             }
         )
 
@@ -164,7 +164,7 @@ class AuthController(Controller):
         p = principal_of(request)
         await revoke(request, p)
         token, claims = issue_session(request, p.username, p.scope)
-        response = ok({"token": token, "expiresAt": _iso(claims.exp)})
+        response = ok({"token": token, "expiresAt": iso_time(claims.exp)})
         response.cookies.append(session_cookie(token, claims.exp - claims.iat))
         return response
 
@@ -222,7 +222,7 @@ class AuthController(Controller):
             {
                 "token": token,
                 "url": f"{base}/login/token?token={token}",
-                "expiresAt": _iso(claims.exp),
+                "expiresAt": iso_time(claims.exp),
                 "permanent": permanent,
             },
             status=201,

@@ -15,13 +15,19 @@ from litestar.response import Stream
 
 from api.envelope import ApiError
 from api.hub import HubEvent
+from api.loghub import LogLine, log_frame, loghub_of
 from api.security import require_auth
 from api.state import edge_of
+from schemas.logs import LogEntry
+from services.logs.queries import recent_logs
 
 log = logging.getLogger("chatbus.streams")
 
 CHANNELS = frozenset({"events", "logs"})
 SSE_KEEPALIVE = 15.0
+LOG_HISTORY = 100  # lines a new `logs` subscriber gets before live ones (API.md §10)
+EVENT_OUTBOX_LIMIT = 2000  # frames waiting for a slow socket beyond which it is closed
+LOG_OUTBOX_LIMIT = 1000  # frames waiting for a slow socket beyond which live log lines are dropped
 
 
 class ClientFrame(msgspec.Struct):
@@ -52,6 +58,10 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
                 await outbox.put(None)
                 return
             if "events" in subscribed:
+                if outbox.qsize() > EVENT_OUTBOX_LIMIT:
+                    # The socket does not keep up: cut it off rather than buffer without end.
+                    await outbox.put(None)
+                    return
                 await outbox.put(ws_event_frame(event))
 
     async def send_loop() -> None:
@@ -59,6 +69,7 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
             await socket.send_data(frame.decode(), mode="text")
         await socket.close(code=1013, reason="too slow or shutting down")
 
+    logs = _LogSubscription(socket, outbox)
     tasks = [asyncio.create_task(pump_events()), asyncio.create_task(send_loop())]
     try:
         while True:
@@ -75,9 +86,17 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
                 await outbox.put(_encode({"type": "error", "message": f"unknown channels: {unknown}"}))
             elif frame.action == "subscribe":
                 subscribed.update(frame.channels)
+                # Listen before the reply, so that a line logged after it reaches the client.
+                if "logs" in frame.channels and not await logs.listen():
+                    subscribed.discard("logs")
+                    await outbox.put(_encode({"type": "error", "message": "the logs channel is unavailable"}))
                 await outbox.put(_encode({"type": "subscribed", "channels": sorted(subscribed)}))
+                if "logs" in frame.channels:
+                    logs.start_pump()
             elif frame.action == "unsubscribe":
                 subscribed.difference_update(frame.channels)
+                if "logs" in frame.channels:
+                    await logs.stop()
                 await outbox.put(_encode({"type": "unsubscribed", "channels": sorted(subscribed)}))
             else:
                 await outbox.put(_encode({"type": "error", "message": f"unknown action {frame.action!r}"}))
@@ -85,11 +104,64 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         pass
     finally:
         hub.unlisten(queue)
+        await logs.stop()
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _line_key(entry: LogEntry) -> tuple[Any, ...]:
+    return (entry.timestamp, entry.instance_id, entry.logger, entry.message)
+
+
+class _LogSubscription:
+    """One socket's `logs` channel: the last LOG_HISTORY stored lines (oldest first), then live lines from
+    the edge's LogHub. Listening starts before the history is read, so a line stored meanwhile arrives both
+    ways; such repeats are skipped. Live lines are dropped while the socket is too slow to keep up."""
+
+    def __init__(self, socket: WebSocket[Any, Any, Any], outbox: asyncio.Queue[bytes | None]) -> None:
+        self.socket = socket
+        self.outbox = outbox
+        self.queue: asyncio.Queue[LogLine | None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def listen(self) -> bool:
+        if self.queue is None:
+            try:
+                self.queue = await loghub_of(self.socket).listen()
+            except Exception:  # the bus is down; the client may subscribe again later
+                return False
+        return True
+
+    def start_pump(self) -> None:
+        if self.task is None and self.queue is not None:
+            self.task = asyncio.create_task(self._pump(self.queue))
+
+    async def _pump(self, queue: asyncio.Queue[LogLine | None]) -> None:
+        try:
+            history = await recent_logs(edge_of(self.socket).pool, LOG_HISTORY)
+        except Exception:
+            history = []
+            await self.outbox.put(_encode({"type": "error", "message": "log history is unavailable"}))
+        for entry in history:
+            await self.outbox.put(log_frame(entry))
+        seen = {_line_key(entry) for entry in history}
+        while (line := await queue.get()) is not None:
+            if self.outbox.qsize() >= LOG_OUTBOX_LIMIT or (seen and _line_key(line.entry) in seen):
+                continue
+            await self.outbox.put(line.frame)
+
+    async def stop(self) -> None:
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        queue, self.queue = self.queue, None
+        if queue is not None:
+            await loghub_of(self.socket).unlisten(queue)
 
 
 def sse_frame(event: HubEvent) -> bytes:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get
 
 from api.envelope import encode, error_body, ok
+from api.security import require_admin
 from api.state import Edge, edge_of
+from bus.heartbeat import live_instances
+from services.system import queries as system_queries
 
 CHECK_TIMEOUT = 2.0
+VERSION = "0.1.0"
 
 
 async def _timed(check: Any) -> dict[str, Any]:
@@ -40,3 +46,34 @@ async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
         return ok({"status": "ok", "checks": checks})
     body = error_body("UNAVAILABLE", "degraded: a dependency is down", data={"status": "degraded", "checks": checks})
     return Response(content=encode(body), status_code=503, media_type="application/json")
+
+
+@get("/api/system/status", guards=[require_admin], tags=["system"])
+async def system_status(request: Request[Any, Any, Any]) -> Response[bytes]:
+    edge = edge_of(request)
+
+    async def jetstream_check() -> None:
+        await edge.nc.jetstream().account_info()
+
+    checks = await run_checks(edge)
+    checks["jetstream"] = await _timed(jetstream_check())
+    try:
+        instances = [msgspec.to_builtins(i) for i in await live_instances(edge.nc)]
+    except Exception as exc:  # the bus is away: say so rather than fail the whole status
+        instances = []
+        checks["jetstream"] = {"ok": False, "error": type(exc).__name__}
+    now = time.time()
+    return ok(
+        {
+            "version": VERSION,
+            "startedAt": datetime.fromtimestamp(edge.started_at, UTC).isoformat(),
+            "uptime": round(now - edge.started_at, 1),
+            "components": {"nats": checks["nats"], "jetstream": checks["jetstream"], "postgres": checks["postgres"]},
+            "instances": instances,
+        }
+    )
+
+
+@get("/api/system/stats", guards=[require_admin], tags=["system"])
+async def system_stats(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return ok(await system_queries.stats(edge_of(request).pool))

@@ -1,0 +1,104 @@
+"""Config and settings (API.md §4): the whole document, its history and rollback, and the
+`bot` (NekoBot) and `settings` sections as views of the same document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+
+from api import commands
+from api.envelope import ApiError, ok
+from api.pagination import PageNumber, PageSize, page
+from api.state import edge_of
+from schemas.config import SECTIONS, PathValueBody, RollbackBody
+from schemas.secrets import mask
+from services.config import domain, queries
+
+MAX_CONFIG_BYTES = 256 * 1024
+
+
+async def _json_object(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ApiError("PAYLOAD_TOO_LARGE", "config body too large", status=413)
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ApiError("PARSE_ERROR", f"body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError("VALIDATION_ERROR", "the body must be a JSON object")
+    return body
+
+
+def _to_patch(body: dict[str, Any]) -> dict[str, Any]:
+    """A partial document, or `{path: "a.b.c", value}`."""
+    if set(body) == {"path", "value"}:
+        try:
+            pv = msgspec.convert(body, PathValueBody)
+        except msgspec.ValidationError as exc:
+            raise ApiError(
+                "VALIDATION_ERROR", f"invalid path: {exc}", details=[{"field": "path", "reason": str(exc)}]
+            ) from exc
+        return domain.patch_for_path(pv.path, pv.value)
+    body.pop("expectedVersion", None)
+    return body
+
+
+async def _update(request: Request[Any, Any, Any], patch: dict[str, Any], expected: Any = None) -> dict[str, Any]:
+    header = commands.if_match(request)
+    if header is not None:
+        expected = header
+    elif expected is not None and (not isinstance(expected, int) or isinstance(expected, bool) or expected < 0):
+        raise ApiError("VALIDATION_ERROR", "expectedVersion must be a non-negative integer")
+    reply = await commands.send(request, "config", "update", {"patch": patch, "expected_version": expected})
+    return reply.result
+
+
+class ConfigController(Controller):
+    path = "/api"
+    tags = ["config"]
+
+    @get("/config")
+    async def get_config(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        state = await queries.current(edge_of(request).pool)
+        return ok({"config": mask(state.document), "version": state.version}, headers={"ETag": f'"{state.version}"'})
+
+    @put("/config")
+    async def put_config(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        body = await _json_object(request)
+        expected = body.get("expectedVersion")
+        return ok(await _update(request, _to_patch(body), expected))
+
+    @get("/config/history")
+    async def config_history(
+        self, request: Request[Any, Any, Any], page_number: PageNumber = 1, page_size: PageSize = 20
+    ) -> Response[bytes]:
+        items, total = await queries.history(edge_of(request).pool, page=page_number, page_size=page_size)
+        return ok(page(items, total, page_number, page_size))
+
+    @post("/config/rollback", status_code=200)
+    async def rollback(self, request: Request[Any, Any, Any], data: RollbackBody) -> Response[bytes]:
+        reply = await commands.send(request, "config", "rollback", {"version": data.version})
+        return ok(reply.result)
+
+    @get(["/bot/config", "/settings"])
+    async def get_section(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        section = _section_of(request)
+        state = await queries.current(edge_of(request).pool)
+        return ok(mask(state.document[section]), headers={"ETag": f'"{state.version}"'})
+
+    @put(["/bot/config", "/settings"])
+    async def put_section(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        section = _section_of(request)
+        body = await _json_object(request)
+        expected = body.pop("expectedVersion", None) if section != "bot" else None
+        result = await _update(request, {section: body}, expected)
+        return ok({section: result["config"][section], "version": result["version"], "updated": result["updated"]})
+
+
+def _section_of(request: Request[Any, Any, Any]) -> str:
+    section = "bot" if request.url.path.startswith("/api/bot/") else "settings"
+    assert section in SECTIONS
+    return section

@@ -1,0 +1,123 @@
+"""The config document: pure merge, path updates, validation, diffs and masking."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from schemas.config import SECTIONS, ConfigChanged, ConfigDocument, ConfigRolledBack
+from schemas.errors import DomainError
+from schemas.secrets import MASK, is_secret, mask_value
+
+STREAM = "config-global"
+_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
+
+
+def defaults() -> dict[str, Any]:
+    return msgspec.to_builtins(ConfigDocument())
+
+
+@dataclass(frozen=True)
+class ConfigState:
+    document: dict[str, Any] = field(default_factory=defaults)
+    version: int = 0
+
+
+def evolve(state: ConfigState, event_type: str, data: dict[str, Any]) -> ConfigState:
+    if event_type in ("ConfigChanged", "ConfigRolledBack"):
+        return ConfigState(data["document"], state.version + 1)
+    return ConfigState(state.document, state.version + 1)
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Objects merge; arrays and scalars replace."""
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def patch_for_path(path: str, value: Any) -> dict[str, Any]:
+    """`a.b.c` = v  ->  {"a": {"b": {"c": v}}}"""
+    patch: Any = value
+    for part in reversed(path.split(".")):
+        patch = {part: patch}
+    return patch
+
+
+def validate(document: dict[str, Any]) -> dict[str, Any]:
+    """The document normalised by the schema, or INVALID_CONFIG naming the failing path."""
+    unknown = [k for k in document if k not in SECTIONS]
+    if unknown:
+        raise DomainError("SECTION_NOT_FOUND", f"unknown config section '{unknown[0]}'", details=[{"path": unknown[0]}])
+    try:
+        return msgspec.to_builtins(msgspec.convert(document, ConfigDocument))
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        at = _AT_PATH.search(message)
+        path = at.group(1) if at else ""
+        reason = _AT_PATH.sub("", message)
+        raise DomainError(
+            "INVALID_CONFIG", f"invalid config at '{path}': {reason}", details=[{"path": path, "reason": reason}]
+        ) from exc
+
+
+def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        paths: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            sub = f"{prefix}.{key}" if prefix else key
+            if key not in before or key not in after:
+                paths.append(sub)
+            else:
+                paths.extend(changed_paths(before[key], after[key], sub))
+        return paths
+    return [] if before == after else [prefix]
+
+
+def keep_masked(current: Any, patch: Any) -> Any:
+    """A client that sends back a masked secret it read means "unchanged"."""
+    if not isinstance(patch, dict):
+        return patch
+    out = {}
+    for key, value in patch.items():
+        old = current.get(key) if isinstance(current, dict) else None
+        if is_secret(key) and isinstance(value, str) and MASK in value and value == mask_value(old):
+            out[key] = old
+        else:
+            out[key] = keep_masked(old, value)
+    return out
+
+
+def _check_version(state: ConfigState, expected: int | None) -> None:
+    if expected is not None and expected != state.version:
+        raise DomainError(
+            "VERSION_CONFLICT",
+            f"config is at version {state.version}, not {expected}",
+            details=[{"currentVersion": state.version, "expectedVersion": expected}],
+        )
+
+
+def decide_update(state: ConfigState, patch: dict[str, Any], expected: int | None) -> list[msgspec.Struct]:
+    _check_version(state, expected)
+    if not patch:
+        raise DomainError("INVALID_CONFIG", "empty config update")
+    unknown = [k for k in patch if k not in SECTIONS]
+    if unknown:
+        raise DomainError("SECTION_NOT_FOUND", f"unknown config section '{unknown[0]}'", details=[{"path": unknown[0]}])
+    document = validate(deep_merge(state.document, keep_masked(state.document, patch)))
+    paths = changed_paths(state.document, document)
+    return [ConfigChanged(document=document, paths=paths)] if paths else []
+
+
+def decide_rollback(state: ConfigState, target: ConfigState) -> list[msgspec.Struct]:
+    document = validate(target.document)
+    paths = changed_paths(state.document, document)
+    return [ConfigRolledBack(document=document, paths=paths, to_version=target.version)] if paths else []

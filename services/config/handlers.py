@@ -1,0 +1,79 @@
+"""Command handlers of the config domain."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+from bus.eventstore import Decision, EventStore, Handler, StreamAppend, event_from_struct, load_last_event
+from schemas.config import RollbackConfig, UpdateConfig
+from schemas.envelope import Actor, CommandEnvelope, CommandReply
+from schemas.errors import DomainError
+from schemas.secrets import mask
+from services.config import domain, queries
+from services.config.domain import STREAM, ConfigState
+
+T = TypeVar("T")
+
+
+def _payload(envelope: CommandEnvelope, type_: type[T]) -> T:
+    try:
+        return msgspec.convert(envelope.payload, type_)
+    except msgspec.ValidationError as exc:
+        raise DomainError("INVALID_ARGS", f"bad {envelope.type} payload: {exc}") from exc
+
+
+async def load_config(conn: asyncpg.Connection) -> ConfigState:
+    """Every config event carries the whole document: the last one is the state."""
+    last = await load_last_event(conn, STREAM)
+    if last is None:
+        return ConfigState()
+    return ConfigState(last.data["document"], last.stream_version)
+
+
+def _result(document: dict[str, Any], version: int, paths: list[str]) -> dict[str, Any]:
+    return {"config": mask(document), "version": version, "updated": paths}
+
+
+def _decision(state: ConfigState, events: list[msgspec.Struct]) -> Decision:
+    if not events:
+        return Decision([], result=_result(state.document, state.version, []), version=state.version)
+    event = events[0]
+    new_doc: dict[str, Any] = event.document  # type: ignore[attr-defined]
+    paths: list[str] = event.paths  # type: ignore[attr-defined]
+    append = StreamAppend(STREAM, state.version, [event_from_struct(e) for e in events])
+    return Decision([append], result=_result(new_doc, state.version + 1, paths), version=state.version + 1)
+
+
+async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    cmd = _payload(envelope, UpdateConfig)
+    state = await load_config(conn)
+    expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
+    return _decision(state, domain.decide_update(state, cmd.patch, expected))
+
+
+async def rollback(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    cmd = _payload(envelope, RollbackConfig)
+    state = await load_config(conn)
+    if cmd.version >= state.version and cmd.version != 0:
+        raise DomainError(
+            "VALIDATION_ERROR", f"version {cmd.version} is not an earlier version (current {state.version})"
+        )
+    target = await queries.at_version(conn, cmd.version)
+    if target is None:
+        raise DomainError("NOT_FOUND", f"config version {cmd.version} not found")
+    return _decision(state, domain.decide_rollback(state, target))
+
+
+HANDLERS: dict[str, Handler] = {"update": update, "rollback": rollback}
+
+
+async def set_config(store: EventStore, patch: dict[str, Any], *, actor: str = "system") -> CommandReply:
+    """Apply a config change without the bus (bootstrap, CLI and test set-up)."""
+    envelope = CommandEnvelope(
+        command_id=uuid.uuid4(), type="config.update", actor=Actor(actor), payload={"patch": patch}
+    )
+    return await store.execute(envelope, update)

@@ -1,0 +1,78 @@
+"""Command handlers of the group admin domain (cmd.groupadmin.*)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream
+from schemas.envelope import CommandEnvelope
+from schemas.errors import DomainError
+from schemas.group_admin import DeleteGroupConfig, IssueGroupCode, RedeemGroupCode, UpdateGroupConfig
+from services.group_admin import domain, queries
+from services.group_admin.domain import CodeState, GroupState
+
+T = TypeVar("T")
+
+
+def _payload(envelope: CommandEnvelope, type_: type[T]) -> T:
+    try:
+        return msgspec.convert(envelope.payload, type_)
+    except msgspec.ValidationError as exc:
+        raise DomainError("INVALID_ARGS", f"bad {envelope.type} payload: {exc}") from exc
+
+
+async def load_group(conn: asyncpg.Connection, group_id: str) -> GroupState:
+    return await fold_stream(conn, domain.group_stream(group_id), GroupState(group_id), domain.evolve)
+
+
+def _append(stream: str, version: int, events: list[msgspec.Struct]) -> list[StreamAppend]:
+    return [StreamAppend(stream, version, [event_from_struct(e) for e in events])] if events else []
+
+
+async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    cmd = _payload(envelope, UpdateGroupConfig)
+    state = await load_group(conn, cmd.group_id)
+    expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
+    events = domain.decide_update(state, cmd.patch, expected)
+
+    async def after(c: asyncpg.Connection) -> Any:
+        return await queries.get_group(c, cmd.group_id)
+
+    return Decision(_append(domain.group_stream(cmd.group_id), state.version, events), after=after)
+
+
+async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    cmd = _payload(envelope, DeleteGroupConfig)
+    state = await load_group(conn, cmd.group_id)
+    events = domain.decide_delete(state)
+    return Decision(_append(domain.group_stream(cmd.group_id), state.version, events), result={"groupId": cmd.group_id})
+
+
+async def issue_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    cmd = _payload(envelope, IssueGroupCode)
+    code = domain.new_code()
+    stream = domain.code_stream(code)
+    existing = await fold_stream(conn, stream, CodeState(), domain.evolve_code)
+    events = domain.decide_issue(existing, cmd.group_id, cmd.issued_by, time.time())
+    expires_at = events[0].expires_at  # type: ignore[attr-defined]
+    return Decision(_append(stream, 0, events), result={"code": code, "groupId": cmd.group_id, "expiresAt": expires_at})
+
+
+async def redeem_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    cmd = _payload(envelope, RedeemGroupCode)
+    stream = domain.code_stream(cmd.code)
+    state = await fold_stream(conn, stream, CodeState(), domain.evolve_code)
+    events = domain.decide_redeem(state, time.time())
+    return Decision(_append(stream, 1, events), result={"groupId": state.group_id})
+
+
+HANDLERS: dict[str, Handler] = {
+    "update": update,
+    "delete": delete,
+    "issue_code": issue_code,
+    "redeem_code": redeem_code,
+}

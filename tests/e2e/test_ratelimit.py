@@ -1,0 +1,100 @@
+"""The global rate limit (API.md §2): shared by every edge, per token subject or address."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import websockets
+
+from tests.stack import Stack
+
+
+@pytest.fixture
+async def limited(nats_url: str, database: str):  # type: ignore[no-untyped-def]
+    s = Stack(nats_url, database)
+    await s.start(edges=2, workers=1, rate_limit=60)
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+def wait_for_fresh_window() -> None:
+    """Start a test at least 15 s away from a minute boundary, so one window holds it all."""
+    remaining = 60 - time.time() % 60
+    if remaining < 15:
+        time.sleep(remaining + 0.1)
+
+
+async def test_sixty_per_window_in_total_across_two_edges(limited: Stack) -> None:
+    wait_for_fresh_window()
+    token = await limited.login()
+    edges = [limited.client(0, token=token), limited.client(1, token=token)]
+    statuses: list[int] = []
+    remaining: list[int] = []
+    for i in range(70):
+        r = await edges[i % 2].get("/api/presets")
+        statuses.append(r.status_code)
+        if r.status_code == 200:
+            assert r.headers["x-ratelimit-limit"] == "60"
+            remaining.append(int(r.headers["x-ratelimit-remaining"]))
+            reset = int(r.headers["x-ratelimit-reset"])
+            assert 0 < reset - time.time() <= 60
+    assert statuses.count(200) == 60 and statuses.count(429) == 10
+    assert statuses[:60] == [200] * 60
+    assert remaining == list(range(59, -1, -1))
+    r = await edges[1].get("/api/presets")
+    assert r.status_code == 429
+    body = r.json()
+    assert body["code"] == "RATE_LIMITED" and body["success"] is False
+    assert 0 < int(r.headers["retry-after"]) <= 60 and r.headers["x-ratelimit-remaining"] == "0"
+    # /health is exempt; another client (another token subject would do too) has its own budget.
+    assert (await limited.client(0).get("/health")).status_code == 200
+
+
+async def test_anonymous_clients_are_counted_by_address(limited: Stack) -> None:
+    wait_for_fresh_window()
+    anon = limited.client(1)
+    codes = [(await anon.get("/api/presets")).status_code for _ in range(61)]
+    assert codes[:60] == [401] * 60 and codes[60] == 429
+
+
+async def test_limit_changes_apply_at_once_and_zero_turns_it_off(limited: Stack) -> None:
+    wait_for_fresh_window()
+    token = await limited.login()
+    c = limited.client(0, token=token)
+    r = await c.put("/api/config", json={"rateLimit": {"requestsPerMinute": 5}})
+    assert r.status_code == 200
+    version = r.json()["data"]["version"]
+    cache = limited.edges[1].server.config.app.state["edge"].config_cache  # type: ignore[attr-defined]
+    async with asyncio.timeout(1):
+        while cache.version < version:
+            await asyncio.sleep(0.01)
+    other = limited.client(1, token=token)
+    codes = [(await other.get("/api/presets")).status_code for _ in range(5)]
+    assert codes == [200, 200, 200, 200, 429]  # the PUT above was the first of the five
+    r = await other.get("/api/presets")
+    assert r.status_code == 429 and r.headers["x-ratelimit-limit"] == "5"
+    await limited.set_config({"rateLimit": {"requestsPerMinute": 0}})
+    async with asyncio.timeout(35):  # set directly in the store: the periodic refresh picks it up
+        while cache.document.rate_limit.requests_per_minute != 0:
+            await cache.refresh()
+    r = await other.get("/api/presets")
+    assert r.status_code == 200 and "x-ratelimit-limit" not in r.headers
+
+
+async def test_a_stream_counts_once_at_connect(limited: Stack) -> None:
+    wait_for_fresh_window()
+    token = await limited.login()
+    c = limited.client(0, token=token)
+    before = int((await c.get("/api/presets")).headers["x-ratelimit-remaining"])
+    url = limited.edges[0].url.replace("http://", "ws://") + f"/ws?token={token}"
+    async with websockets.connect(url) as ws:
+        for _ in range(20):
+            await ws.send(json.dumps({"action": "ping"}))
+            assert json.loads(await ws.recv()) == {"type": "pong"}
+    after = int((await c.get("/api/presets")).headers["x-ratelimit-remaining"])
+    assert before - after == 2  # the WebSocket connect, then this request
