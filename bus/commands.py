@@ -19,6 +19,20 @@ class BusTimeout(Exception):
     """The command was sent but no reply came in time; it may or may not have been applied: 504."""
 
 
+async def wait_for_workers(nc: NATS, domains: list[str] | tuple[str, ...], *, timeout: float = 60.0) -> None:
+    """Until a worker answers for each domain (raises TimeoutError after `timeout`)."""
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        for domain in domains:
+            while True:
+                try:
+                    await nc.request(subjects.command(domain, "_ping"), b"", timeout=1)
+                    break
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    await asyncio.sleep(0.1)
+
+
 class CommandClient:
     def __init__(self, nc: NATS, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.nc = nc

@@ -18,6 +18,9 @@ from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo, command_d
 
 log = logging.getLogger("chatbus.worker")
 
+# `cmd.<domain>._ping` answers as soon as a worker serves the domain (readiness checks).
+PING_ACTION = "_ping"
+
 CommandFn = Callable[[CommandEnvelope], Awaitable[CommandReply]]
 
 
@@ -59,6 +62,8 @@ class WorkerRuntime:
 
     async def _dispatch(self, msg: Msg) -> CommandReply:
         action = msg.subject.rsplit(".", 1)[-1]
+        if action == PING_ACTION:
+            return CommandReply(ok=True, result={"domain": self.domain})
         handler = self.handlers.get(action)
         if handler is None:
             return CommandReply(ok=False, error=ErrorInfo("NOT_FOUND", f"unknown command {msg.subject}", 404))

@@ -97,13 +97,16 @@ def run_up(settings: Settings) -> int:
             )
         )
         env = {**os.environ, "CHATBUS_NATS_URL": nats_url, "CHATBUS_DATABASE_URL": database_url}
-        children = [
-            Child("edge", ["edge", "--host", settings.host, "--port", str(settings.port)], env),
-            Child("worker", ["worker"], env),
-            Child("relay", ["relay"], env),
-        ]
+        # Workers first: the edge opens only once every domain is served, so the first request after
+        # the banner never meets a 503.
+        children = [Child("worker", ["worker"], env), Child("relay", ["relay"], env)]
         for child in children:
             child.start()
+        asyncio.run(_workers_ready(nats_url))
+        edge = Child("edge", ["edge", "--host", settings.host, "--port", str(settings.port)], env)
+        edge.start()
+        children.append(edge)
+        _wait_http(settings, edge)
         _banner(settings, data_dir, generated, bool(nats), bool(pg))
         while not stopping:
             if not all(child.check() for child in children):
@@ -120,6 +123,34 @@ def run_up(settings: Settings) -> int:
             nats.stop()
         if pg:
             pg.stop()
+
+
+async def _workers_ready(nats_url: str) -> None:
+    from bus import nats_conn
+    from bus.commands import wait_for_workers
+    from chatbus.runtime import ALL_DOMAINS
+
+    nc = await nats_conn.connect(nats_url, name="chatbus-up")
+    try:
+        await wait_for_workers(nc, ALL_DOMAINS)
+    finally:
+        await nc.close()
+
+
+def _wait_http(settings: Settings, edge: Child, timeout: float = 60.0) -> None:
+    import urllib.request
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if edge.proc is not None and edge.proc.poll() is not None:
+            raise SystemExit(f"chatbus: the edge exited with code {edge.proc.returncode} during start-up")
+        try:
+            with urllib.request.urlopen(f"http://{host}:{settings.port}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"chatbus: the edge did not answer on port {settings.port} within {timeout:.0f}s")
 
 
 def _banner(settings: Settings, data_dir: Path, generated: str | None, own_nats: bool, own_pg: bool) -> None:
