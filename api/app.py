@@ -30,6 +30,7 @@ from api.ratelimit import RateLimiter, rate_limit_middleware
 from api.revocations import RevocationList
 from api.routes.audit import AuditController
 from api.routes.auth import AuthController, PublicAuthController
+from api.routes.channels import ChannelController, ProviderController
 from api.routes.config import ConfigController
 from api.routes.group_admin import GroupAdminController, group_login
 from api.routes.logs import list_logs
@@ -122,6 +123,12 @@ def create_app(config: EdgeConfig) -> Litestar:
     class AdminConfig(ConfigController):
         guards = [require_admin]
 
+    class AdminChannels(ChannelController):
+        guards = [require_admin]
+
+    class AdminProviders(ProviderController):
+        guards = [require_admin]
+
     return Litestar(
         route_handlers=[
             health,
@@ -131,6 +138,8 @@ def create_app(config: EdgeConfig) -> Litestar:
             AdminPersonalities,
             AuditController,
             AdminConfig,
+            AdminChannels,
+            AdminProviders,
             GroupAdminController,
             group_login,
             system_status,

@@ -7,7 +7,9 @@ from typing import Any
 
 MASK = "****"
 # Whole-key matches only: `apiKey`, `api_key`, `secret`, `password`, `accessToken`; not `maxTokens`.
-_SECRET_KEY = re.compile(r"(api_?key|secret|password|password_hash|access_?token|auth_?token|^token)$", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"(api_?key|secret|password|password_hash|access_?token|auth_?token|^token|^key)$", re.IGNORECASE
+)
 # Never shown at all, not even masked.
 HIDDEN_KEYS = frozenset({"password_hash"})
 
@@ -32,3 +34,20 @@ def mask(document: Any) -> Any:
     if isinstance(document, list):
         return [mask(v) for v in document]
     return document
+
+
+def keep_masked(current: Any, incoming: Any) -> Any:
+    """A client that sends back a masked secret it read means "unchanged": restore the stored one."""
+    if isinstance(incoming, dict):
+        out = {}
+        for key, value in incoming.items():
+            old = current.get(key) if isinstance(current, dict) else None
+            if is_secret(key) and isinstance(value, str) and MASK in value and value == mask_value(old):
+                out[key] = old
+            else:
+                out[key] = keep_masked(old, value)
+        return out
+    if isinstance(incoming, list):
+        olds = current if isinstance(current, list) else []
+        return [keep_masked(olds[i] if i < len(olds) else None, v) for i, v in enumerate(incoming)]
+    return incoming

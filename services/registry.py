@@ -11,6 +11,8 @@ from bus.projections import Projection
 from bus.worker import CommandFn
 from services.auth import projection as auth_projection
 from services.auth.handlers import AuthCommands
+from services.channels import handlers as channel_handlers
+from services.channels import projection as channel_projection
 from services.config import handlers as config_handlers
 from services.config import projection as config_projection
 from services.group_admin import handlers as group_handlers
@@ -23,6 +25,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     auth_projection.PROJECTION,
     config_projection.PROJECTION,
     group_projection.PROJECTION,
+    channel_projection.PROJECTION,
 )
 
 
@@ -38,6 +41,7 @@ DOMAINS: dict[str, Callable[[EventStore], dict[str, CommandFn]]] = {
     "auth": lambda store: AuthCommands(store).handlers(),
     "config": lambda store: _transactional(store, config_handlers.HANDLERS),
     "groupadmin": lambda store: _transactional(store, group_handlers.HANDLERS),
+    "channels": lambda store: _transactional(store, channel_handlers.HANDLERS),
 }
 
 

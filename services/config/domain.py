@@ -11,7 +11,7 @@ import msgspec
 
 from schemas.config import SECTIONS, ConfigChanged, ConfigDocument, ConfigRolledBack
 from schemas.errors import DomainError
-from schemas.secrets import MASK, is_secret, mask_value
+from schemas.secrets import keep_masked
 
 STREAM = "config-global"
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
@@ -80,20 +80,6 @@ def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
                 paths.extend(changed_paths(before[key], after[key], sub))
         return paths
     return [] if before == after else [prefix]
-
-
-def keep_masked(current: Any, patch: Any) -> Any:
-    """A client that sends back a masked secret it read means "unchanged"."""
-    if not isinstance(patch, dict):
-        return patch
-    out = {}
-    for key, value in patch.items():
-        old = current.get(key) if isinstance(current, dict) else None
-        if is_secret(key) and isinstance(value, str) and MASK in value and value == mask_value(old):
-            out[key] = old
-        else:
-            out[key] = keep_masked(old, value)
-    return out
 
 
 def _check_version(state: ConfigState, expected: int | None) -> None:

@@ -1,0 +1,127 @@
+"""Channels (API.md §5): ChatAI `/api/channels` and NekoBot `/api/llm/providers` over one aggregate."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.params import Parameter
+
+from api import commands
+from api.envelope import ApiError, ok
+from api.pagination import Order, PageNumber, page
+from api.state import edge_of
+from schemas.channels import CreateChannelBody, ProviderBody, UpdateChannelBody
+from schemas.secrets import mask
+from services.channels import queries
+from services.channels.domain import derive_id
+
+ChannelSort = Literal["priority", "name", "createdAt", "id"]
+
+
+def masked(channel: Any) -> dict[str, Any]:
+    return mask(queries.to_builtins(channel))
+
+
+def provider_view(channel: dict[str, Any]) -> dict[str, Any]:
+    """NekoBot's provider shape over a (masked) channel."""
+    return {
+        "id": channel["id"],
+        "name": channel["name"],
+        "type": channel["adapterType"],
+        "api_key": channel.get("apiKey"),
+        "base_url": channel["baseUrl"],
+        "model": (channel.get("models") or [None])[0],
+        "enabled": channel["enabled"],
+    }
+
+
+async def _load(request: Request[Any, Any, Any], channel_id: str) -> dict[str, Any]:
+    channel = await queries.get_channel(edge_of(request).pool, channel_id)
+    if channel is None:
+        raise ApiError("CHANNEL_NOT_FOUND", f"channel '{channel_id}' not found")
+    return masked(channel)
+
+
+class ChannelController(Controller):
+    path = "/api/channels"
+    tags = ["channels"]
+
+    @get("/")
+    async def list_channels(
+        self,
+        request: Request[Any, Any, Any],
+        page_number: PageNumber = 1,
+        page_size: Annotated[int, Parameter(ge=1, le=100)] = 100,
+        sort_by: ChannelSort = "priority",
+        order: Order = "asc",
+        with_stats: Annotated[bool, Parameter(query="withStats")] = False,
+    ) -> Response[bytes]:
+        items, total = await queries.list_channels(
+            edge_of(request).pool, sort_by=sort_by, order=order, page=page_number, page_size=page_size
+        )
+        out = [masked(c) for c in items]
+        if with_stats:
+            stats = await queries.channel_stats(edge_of(request).pool)
+            for item in out:
+                item["stats"] = stats.get(item["id"], queries.EMPTY_STATS)
+        return ok(page(out, total, page_number, page_size))
+
+    @post("/")
+    async def create_channel(self, request: Request[Any, Any, Any], data: CreateChannelBody) -> Response[bytes]:
+        fields: dict[str, Any] = msgspec.to_builtins(data)
+        channel_id = fields.pop("id", None) or derive_id(data.name)
+        reply = await commands.send(request, "channels", "create", {"id": channel_id, "fields": fields})
+        return ok(reply.result, status=201)
+
+    @get("/{channel_id:str}")
+    async def get_channel(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+        channel = await _load(request, channel_id)
+        return ok(channel, headers={"ETag": f'"{channel["version"]}"'})
+
+    @put("/{channel_id:str}")
+    async def update_channel(
+        self, request: Request[Any, Any, Any], channel_id: str, data: UpdateChannelBody
+    ) -> Response[bytes]:
+        changes: dict[str, Any] = msgspec.to_builtins(data)
+        expected = changes.pop("expectedVersion", None)
+        header = commands.if_match(request)
+        payload = {"id": channel_id, "changes": changes, "expected_version": header if header is not None else expected}
+        reply = await commands.send(request, "channels", "update", payload)
+        return ok(reply.result)
+
+    @delete("/{channel_id:str}", status_code=200)
+    async def delete_channel(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+        reply = await commands.send(request, "channels", "delete", {"id": channel_id})
+        return ok(reply.result)
+
+
+class ProviderController(Controller):
+    path = "/api/llm/providers"
+    tags = ["channels"]
+
+    @get("/")
+    async def list_providers(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        items, total = await queries.list_channels(edge_of(request).pool, page_size=100)
+        return ok(page([provider_view(masked(c)) for c in items], total, 1, 100))
+
+    @post("/")
+    async def create_provider(self, request: Request[Any, Any, Any], data: ProviderBody) -> Response[bytes]:
+        fields: dict[str, Any] = {
+            "name": data.name,
+            "adapterType": data.type,
+            "baseUrl": data.base_url,
+            "enabled": data.enabled,
+            "models": [data.model] if data.model else [],
+        }
+        if data.api_key:
+            fields["apiKey"] = data.api_key
+        channel_id = data.id or derive_id(data.name)
+        reply = await commands.send(request, "channels", "create", {"id": channel_id, "fields": fields})
+        return ok(provider_view(reply.result), status=201)
+
+    @delete("/{channel_id:str}", status_code=200)
+    async def delete_provider(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+        reply = await commands.send(request, "channels", "delete", {"id": channel_id})
+        return ok(reply.result)

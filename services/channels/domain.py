@@ -1,0 +1,138 @@
+"""Channels: pure state and rules, including health (cooldown on 429, `error` after N failures)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import msgspec
+
+from schemas.channels import ChannelCreated, ChannelDeleted, ChannelFields, ChannelStatusChanged, ChannelUpdated
+from schemas.errors import DomainError
+from schemas.secrets import keep_masked
+
+ERROR_AFTER_FAILURES = 3
+DEFAULT_COOLDOWN_SECONDS = 30.0
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def stream_id(channel_id: str) -> str:
+    return f"channel-{channel_id}"
+
+
+def derive_id(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name.strip()).strip("-")[:40]
+    return f"{slug}-{uuid.uuid4().hex[:6]}" if slug else f"channel-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    id: str
+    exists: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)
+    status: str = "idle"
+    consecutive_failures: int = 0
+    cooldown_until: float | None = None
+    version: int = 0
+
+
+def evolve(state: ChannelState, event_type: str, data: dict[str, Any]) -> ChannelState:
+    version = state.version + 1
+    if event_type == "ChannelCreated":
+        return ChannelState(state.id, True, dict(data["fields"]), "idle", 0, None, version)
+    if event_type == "ChannelUpdated":
+        return replace(state, fields={**state.fields, **data["changes"]}, version=version)
+    if event_type == "ChannelDeleted":
+        return ChannelState(state.id, version=version)
+    if event_type == "ChannelStatusChanged":
+        return replace(
+            state,
+            status=data["status"],
+            consecutive_failures=data.get("consecutive_failures", 0),
+            cooldown_until=data.get("cooldown_until"),
+            version=version,
+        )
+    return replace(state, version=version)
+
+
+def validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        fields = msgspec.convert(raw, ChannelFields)
+    except msgspec.ValidationError as exc:
+        raise DomainError("VALIDATION_ERROR", f"invalid channel: {exc}", details=[str(exc)]) from exc
+    return msgspec.to_builtins(fields)
+
+
+def _require(state: ChannelState) -> None:
+    if not state.exists:
+        raise DomainError("CHANNEL_NOT_FOUND", f"channel '{state.id}' not found")
+
+
+def decide_create(state: ChannelState, fields: dict[str, Any]) -> list[msgspec.Struct]:
+    if not ID_PATTERN.fullmatch(state.id):
+        raise DomainError("VALIDATION_ERROR", "id must be 1..64 characters of [A-Za-z0-9_-]")
+    if state.exists:
+        raise DomainError("CONFLICT", f"channel '{state.id}' already exists")
+    return [ChannelCreated(id=state.id, fields=validate_fields(fields))]
+
+
+def decide_update(state: ChannelState, changes: dict[str, Any], expected: int | None) -> list[msgspec.Struct]:
+    _require(state)
+    if expected is not None and expected != state.version:
+        raise DomainError(
+            "VERSION_CONFLICT",
+            f"channel '{state.id}' is at version {state.version}, not {expected}",
+            details=[{"currentVersion": state.version, "expectedVersion": expected}],
+        )
+    merged = validate_fields({**state.fields, **keep_masked(state.fields, changes)})
+    effective = {k: merged.get(k) for k in changes if state.fields.get(k) != merged.get(k)}
+    events: list[msgspec.Struct] = [ChannelUpdated(changes=effective)] if effective else []
+    if "enabled" in effective:
+        status = "idle" if merged["enabled"] else "disabled"
+        events.append(ChannelStatusChanged(status=status))  # type: ignore[arg-type]
+    return events
+
+
+def decide_delete(state: ChannelState) -> list[msgspec.Struct]:
+    _require(state)
+    return [ChannelDeleted(id=state.id)]
+
+
+def decide_health(
+    state: ChannelState, *, ok: bool, error: str | None, retry_after: float | None, tested: bool, now: float
+) -> list[msgspec.Struct]:
+    """The outcome of a call or a test. A channel in `error` leaves it only through a successful test."""
+    _require(state)
+    if not state.fields.get("enabled", True):
+        return []
+    if ok:
+        if state.status == "error" and not tested:
+            return []
+        if state.status == "active" and state.consecutive_failures == 0 and not tested:
+            return []
+        return [ChannelStatusChanged(status="active", tested_at=now if tested else None)]
+    failures = state.consecutive_failures + 1
+    if retry_after is not None:
+        until = now + max(1.0, retry_after)
+        return [
+            ChannelStatusChanged(
+                status="cooldown",
+                last_error=error,
+                cooldown_until=until,
+                consecutive_failures=failures,
+                tested_at=now if tested else None,
+            )
+        ]
+    status = "error" if failures >= ERROR_AFTER_FAILURES or tested else state.status
+    if status == "idle":
+        status = "active"
+    return [
+        ChannelStatusChanged(
+            status=status,  # type: ignore[arg-type]
+            last_error=error,
+            consecutive_failures=failures,
+            tested_at=now if tested else None,
+        )
+    ]
