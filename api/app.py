@@ -31,6 +31,7 @@ from api.revocations import RevocationList
 from api.routes.audit import AuditController
 from api.routes.auth import AuthController, PublicAuthController
 from api.routes.channels import ChannelController, ProviderController
+from api.routes.chat import ChatController, NekoChatController
 from api.routes.config import ConfigController
 from api.routes.group_admin import GroupAdminController, group_login
 from api.routes.logs import list_logs
@@ -129,6 +130,12 @@ def create_app(config: EdgeConfig) -> Litestar:
     class AdminProviders(ProviderController):
         guards = [require_admin]
 
+    class AdminChat(ChatController):
+        guards = [require_admin]
+
+    class AdminNekoChat(NekoChatController):
+        guards = [require_admin]
+
     return Litestar(
         route_handlers=[
             health,
@@ -140,6 +147,8 @@ def create_app(config: EdgeConfig) -> Litestar:
             AdminConfig,
             AdminChannels,
             AdminProviders,
+            AdminChat,
+            AdminNekoChat,
             GroupAdminController,
             group_login,
             system_status,

@@ -59,6 +59,7 @@ async def send(
     *,
     expected_version: int | None = None,
     anonymous: bool = False,
+    timeout: float | None = None,
 ) -> CommandReply:
     """Send a command and return the successful reply; a refused one raises ApiError."""
     if _has_nul(payload):
@@ -77,7 +78,7 @@ async def send(
     )
     edge = edge_of(request)
     try:
-        reply = await edge.commands.send(domain, action, envelope)
+        reply = await edge.commands.send(domain, action, envelope, timeout=timeout)
     except BusUnavailable as exc:
         raise ApiError("UNAVAILABLE", f"service unavailable: {exc}", status=503) from exc
     except BusTimeout as exc:

@@ -12,6 +12,7 @@ class EdgeConfig:
     jwt_secret: str
     token_ttl: int = 24 * 3600
     command_timeout: float = 10.0
+    chat_timeout: float = 300.0  # a chat turn waits on an LLM: minutes, not seconds
     public_url: str = ""
     db_pool_size: int = 10
     trusted_proxies: tuple[str, ...] = ()

@@ -27,6 +27,7 @@ from bus.relay import Relay
 from bus.worker import WorkerRuntime
 from services import registry
 from services.auth.handlers import ensure_admin
+from services.channels.providers.registry import HttpClients
 from services.config.cache import ConfigCache
 from services.logs.sink import LogSink, start_log_sink
 from services.presets.bootstrap import ensure_system_presets
@@ -85,6 +86,7 @@ class WorkerProcess:
     pool: asyncpg.Pool
     config: ConfigCache
     heartbeat: Heartbeat
+    http: HttpClients
     runtimes: list[WorkerRuntime] = field(default_factory=list)
     log_sink: LogSink | None = None
 
@@ -94,6 +96,7 @@ class WorkerProcess:
             await runtime.stop()
         if self.log_sink is not None:
             await self.log_sink.stop()
+        await self.http.aclose()
         await self.config.stop()
         with contextlib.suppress(Exception):
             await self.nc.drain()
@@ -126,9 +129,11 @@ async def start_workers(
     config = ConfigCache(pool, nc)
     await config.start()
     heartbeat = Heartbeat(nc, "worker", domain=",".join(domains))
-    process = WorkerProcess(nc, pool, config, heartbeat)
+    http = HttpClients()
+    process = WorkerProcess(nc, pool, config, heartbeat, http)
+    context = registry.WorkerContext(store, nc, config, http)
     for domain in domains:
-        runtime = WorkerRuntime(nc, domain, registry.DOMAINS[domain](store), concurrency=concurrency)
+        runtime = WorkerRuntime(nc, domain, registry.DOMAINS[domain](context), concurrency=concurrency)
         await runtime.start()
         process.runtimes.append(runtime)
     # Every worker runs a sink; the `logsink` queue group stores each line once.
@@ -189,7 +194,9 @@ class _EmbeddedServer(uvicorn.Server):
 
 async def start_edge(config: EdgeConfig, host: str = "127.0.0.1", port: int = 0) -> EdgeServer:
     """Run an edge inside the current event loop (tests, and `chatbus up`'s single-process mode)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the listening
+    # socket says it is TCP; without it every kept-alive response waits ~40 ms on Nagle.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     server = _EmbeddedServer(uvicorn_config(config, host, port))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas import auth, channels, config, group_admin, presets
+from schemas import auth, channels, chat, config, group_admin, presets
 
 EVENT_TYPES: dict[str, tuple[str, type[msgspec.Struct]]] = {}
 
@@ -35,6 +35,7 @@ _register(
 )
 
 _register("config", config.ConfigChanged, config.ConfigRolledBack)
+_register("chat", chat.ConversationStarted, chat.MessageAdded, chat.ConversationCleared, chat.ConversationDeleted)
 _register(
     "channels",
     channels.ChannelCreated,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import asyncpg
+from nats.aio.client import Client as NATS
 
 from bus.eventstore import EventStore, Handler
 from bus.projections import Projection
@@ -13,8 +15,12 @@ from services.auth import projection as auth_projection
 from services.auth.handlers import AuthCommands
 from services.channels import handlers as channel_handlers
 from services.channels import projection as channel_projection
+from services.channels.providers.registry import HttpClients
+from services.chat import projection as chat_projection
+from services.chat.engine import ChatCommands
 from services.config import handlers as config_handlers
 from services.config import projection as config_projection
+from services.config.cache import ConfigCache
 from services.group_admin import handlers as group_handlers
 from services.group_admin import projection as group_projection
 from services.presets import handlers as preset_handlers
@@ -26,6 +32,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     config_projection.PROJECTION,
     group_projection.PROJECTION,
     channel_projection.PROJECTION,
+    chat_projection.PROJECTION,
 )
 
 
@@ -36,12 +43,23 @@ def _transactional(store: EventStore, handlers: dict[str, Handler]) -> dict[str,
     return {action: bind(h) for action, h in handlers.items()}
 
 
-DOMAINS: dict[str, Callable[[EventStore], dict[str, CommandFn]]] = {
-    "presets": lambda store: _transactional(store, preset_handlers.HANDLERS),
-    "auth": lambda store: AuthCommands(store).handlers(),
-    "config": lambda store: _transactional(store, config_handlers.HANDLERS),
-    "groupadmin": lambda store: _transactional(store, group_handlers.HANDLERS),
-    "channels": lambda store: _transactional(store, channel_handlers.HANDLERS),
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a worker process gives its domains."""
+
+    store: EventStore
+    nc: NATS
+    config: ConfigCache
+    http: HttpClients
+
+
+DOMAINS: dict[str, Callable[[WorkerContext], dict[str, CommandFn]]] = {
+    "presets": lambda ctx: _transactional(ctx.store, preset_handlers.HANDLERS),
+    "auth": lambda ctx: AuthCommands(ctx.store).handlers(),
+    "config": lambda ctx: _transactional(ctx.store, config_handlers.HANDLERS),
+    "groupadmin": lambda ctx: _transactional(ctx.store, group_handlers.HANDLERS),
+    "channels": lambda ctx: _transactional(ctx.store, channel_handlers.HANDLERS),
+    "chat": lambda ctx: ChatCommands(ctx.store, ctx.nc, ctx.config, ctx.http).handlers(),
 }
 
 

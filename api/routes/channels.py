@@ -16,6 +16,7 @@ from schemas.channels import CreateChannelBody, ProviderBody, UpdateChannelBody
 from schemas.secrets import mask
 from services.channels import queries
 from services.channels.domain import derive_id
+from services.chat import queries as chat_queries
 
 ChannelSort = Literal["priority", "name", "createdAt", "id"]
 
@@ -63,7 +64,7 @@ class ChannelController(Controller):
         )
         out = [masked(c) for c in items]
         if with_stats:
-            stats = await queries.channel_stats(edge_of(request).pool)
+            stats = await chat_queries.channel_stats(edge_of(request).pool)
             for item in out:
                 item["stats"] = stats.get(item["id"], queries.EMPTY_STATS)
         return ok(page(out, total, page_number, page_size))

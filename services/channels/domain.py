@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
 import msgspec
 
 from schemas.channels import ChannelCreated, ChannelDeleted, ChannelFields, ChannelStatusChanged, ChannelUpdated
@@ -62,7 +63,23 @@ def validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
         fields = msgspec.convert(raw, ChannelFields)
     except msgspec.ValidationError as exc:
         raise DomainError("VALIDATION_ERROR", f"invalid channel: {exc}", details=[str(exc)]) from exc
+    for name, url in (("baseUrl", fields.base_url), ("proxy", fields.proxy)):
+        if url is not None and not _valid_url(url):
+            raise DomainError(
+                "VALIDATION_ERROR",
+                f"invalid channel: {name} is not a usable URL",
+                details=[{"field": name, "reason": "not a valid http(s) URL with a host"}],
+            )
     return msgspec.to_builtins(fields)
+
+
+def _valid_url(url: str) -> bool:
+    """What the HTTP client will accept: a scheme, a host that encodes (IDNA), a port in range."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        return False
+    return bool(parsed.host) and parsed.scheme in ("http", "https", "socks5", "socks5h")
 
 
 def _require(state: ChannelState) -> None:

@@ -73,10 +73,11 @@ def to_builtins(channel: Channel) -> dict[str, Any]:
     return msgspec.to_builtins(channel)
 
 
-EMPTY_STATS: dict[str, Any] = {"calls": 0, "success": 0, "failed": 0, "tokens": 0, "avgLatencyMs": None}
-
-
-async def channel_stats(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[str, Any]]:
-    """Per-channel call statistics. Chat turns record them (issue: channels and chat); until a channel
-    has served a call it has none, and the empty shape is returned."""
-    return {}
+EMPTY_STATS: dict[str, Any] = {
+    "calls": 0,
+    "success": 0,
+    "failed": 0,
+    "tokens": 0,
+    "avgLatencyMs": None,
+    "avgTtftMs": None,
+}

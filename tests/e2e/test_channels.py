@@ -12,13 +12,23 @@ KEY = "sk-test-abcdefghijklmnop9876"
 
 async def test_channel_crud_with_masked_keys(stack: Stack) -> None:
     c = await stack.admin()
-    r = await c.post("/api/channels", json={
-        "id": "main", "name": "Main", "adapterType": "openai", "baseUrl": "http://127.0.0.1:9/v1", "apiKey": KEY,
-        "apiKeys": [{"key": "sk-second-key-0000111122", "name": "backup", "weight": 3}],
-        "models": ["gpt-4o-mini"], "priority": 10, "weight": 5,
-        "timeout": {"connect": 2000, "read": 30000}, "advanced": {"temperature": 0.3},
-        "customHeaders": {"X-Org": "neko"},
-    })
+    r = await c.post(
+        "/api/channels",
+        json={
+            "id": "main",
+            "name": "Main",
+            "adapterType": "openai",
+            "baseUrl": "http://127.0.0.1:9/v1",
+            "apiKey": KEY,
+            "apiKeys": [{"key": "sk-second-key-0000111122", "name": "backup", "weight": 3}],
+            "models": ["gpt-4o-mini"],
+            "priority": 10,
+            "weight": 5,
+            "timeout": {"connect": 2000, "read": 30000},
+            "advanced": {"temperature": 0.3},
+            "customHeaders": {"X-Org": "neko"},
+        },
+    )
     assert r.status_code == 201, r.text
     ch = r.json()["data"]
     assert ch["apiKey"] == "sk-****9876" and ch["apiKeys"][0]["key"] == "sk-****1122"
@@ -36,7 +46,14 @@ async def test_channel_crud_with_masked_keys(stack: Stack) -> None:
     assert r.json()["data"]["status"] == "disabled"
     r = await c.get("/api/channels", params={"withStats": 1})
     item = r.json()["data"]["items"][0]
-    assert item["stats"] == {"calls": 0, "success": 0, "failed": 0, "tokens": 0, "avgLatencyMs": None}
+    assert item["stats"] == {
+        "calls": 0,
+        "success": 0,
+        "failed": 0,
+        "tokens": 0,
+        "avgLatencyMs": None,
+        "avgTtftMs": None,
+    }
     assert (await c.delete("/api/channels/main")).status_code == 200
     envelope_error(await c.get("/api/channels/main"), 404, "CHANNEL_NOT_FOUND")
     envelope_error(await c.put("/api/channels/main", json={"name": "x"}), 404, "CHANNEL_NOT_FOUND")
@@ -66,11 +83,27 @@ async def test_bad_channels_are_400(stack: Stack, body: dict, field: str) -> Non
 
 async def test_nekobot_providers_view(stack: Stack) -> None:
     c = await stack.admin()
-    r = await c.post("/api/llm/providers", json={"id": "neko", "name": "Neko", "type": "claude", "api_key": KEY,
-                                                  "base_url": "https://api.anthropic.com", "model": "claude-3-haiku"})
+    r = await c.post(
+        "/api/llm/providers",
+        json={
+            "id": "neko",
+            "name": "Neko",
+            "type": "claude",
+            "api_key": KEY,
+            "base_url": "https://api.anthropic.com",
+            "model": "claude-3-haiku",
+        },
+    )
     assert r.status_code == 201, r.text
-    assert r.json()["data"] == {"id": "neko", "name": "Neko", "type": "claude", "api_key": "sk-****9876",
-                                "base_url": "https://api.anthropic.com", "model": "claude-3-haiku", "enabled": True}
+    assert r.json()["data"] == {
+        "id": "neko",
+        "name": "Neko",
+        "type": "claude",
+        "api_key": "sk-****9876",
+        "base_url": "https://api.anthropic.com",
+        "model": "claude-3-haiku",
+        "enabled": True,
+    }
     ch = (await c.get("/api/channels/neko")).json()["data"]
     assert ch["adapterType"] == "claude" and ch["models"] == ["claude-3-haiku"]
     items = (await c.get("/api/llm/providers")).json()["data"]["items"]
