@@ -30,7 +30,7 @@ from api.ratelimit import RateLimiter, rate_limit_middleware
 from api.revocations import RevocationList
 from api.routes.audit import AuditController
 from api.routes.auth import AuthController, PublicAuthController
-from api.routes.channels import ChannelController, ProviderController
+from api.routes.channels import ChannelController, ChannelProbeController, ProviderController
 from api.routes.chat import ChatController, NekoChatController
 from api.routes.config import ConfigController
 from api.routes.group_admin import GroupAdminController, group_login
@@ -130,6 +130,9 @@ def create_app(config: EdgeConfig) -> Litestar:
     class AdminProviders(ProviderController):
         guards = [require_admin]
 
+    class AdminChannelProbes(ChannelProbeController):
+        guards = [require_admin]
+
     class AdminChat(ChatController):
         guards = [require_admin]
 
@@ -147,6 +150,7 @@ def create_app(config: EdgeConfig) -> Litestar:
             AdminConfig,
             AdminChannels,
             AdminProviders,
+            AdminChannelProbes,
             AdminChat,
             AdminNekoChat,
             GroupAdminController,

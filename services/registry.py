@@ -15,6 +15,7 @@ from services.auth import projection as auth_projection
 from services.auth.handlers import AuthCommands
 from services.channels import handlers as channel_handlers
 from services.channels import projection as channel_projection
+from services.channels.probe import ChannelProbe
 from services.channels.providers.registry import HttpClients
 from services.chat import projection as chat_projection
 from services.chat.engine import ChatCommands
@@ -58,7 +59,10 @@ DOMAINS: dict[str, Callable[[WorkerContext], dict[str, CommandFn]]] = {
     "auth": lambda ctx: AuthCommands(ctx.store).handlers(),
     "config": lambda ctx: _transactional(ctx.store, config_handlers.HANDLERS),
     "groupadmin": lambda ctx: _transactional(ctx.store, group_handlers.HANDLERS),
-    "channels": lambda ctx: _transactional(ctx.store, channel_handlers.HANDLERS),
+    "channels": lambda ctx: {
+        **_transactional(ctx.store, channel_handlers.HANDLERS),
+        **ChannelProbe(ctx.store, ctx.http).handlers(),
+    },
     "chat": lambda ctx: ChatCommands(ctx.store, ctx.nc, ctx.config, ctx.http).handlers(),
 }
 

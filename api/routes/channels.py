@@ -19,6 +19,7 @@ from services.channels.domain import derive_id
 from services.chat import queries as chat_queries
 
 ChannelSort = Literal["priority", "name", "createdAt", "id"]
+PROBE_TIMEOUT = 130.0
 
 
 def masked(channel: Any) -> dict[str, Any]:
@@ -95,6 +96,54 @@ class ChannelController(Controller):
     @delete("/{channel_id:str}", status_code=200)
     async def delete_channel(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
         reply = await commands.send(request, "channels", "delete", {"id": channel_id})
+        return ok(reply.result)
+
+
+class ChannelTestBody(msgspec.Struct):
+    model: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class UnsavedChannelBody(CreateChannelBody, kw_only=True):
+    model: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+def _unsaved_fields(data: UnsavedChannelBody) -> dict[str, Any]:
+    fields: dict[str, Any] = msgspec.to_builtins(data)
+    fields.pop("id", None)
+    fields.pop("model", None)
+    return fields
+
+
+class ChannelProbeController(Controller):
+    """Real calls to a provider: bounded by the channel's own timeouts, so they get a long command timeout."""
+
+    path = "/api/channels"
+    tags = ["channels"]
+
+    @post("/{channel_id:str}/test", status_code=200)
+    async def test_channel(
+        self, request: Request[Any, Any, Any], channel_id: str, data: ChannelTestBody | None = None
+    ) -> Response[bytes]:
+        payload = {"id": channel_id, "model": data.model if data else None}
+        reply = await commands.send(request, "channels", "test", payload, timeout=PROBE_TIMEOUT)
+        return ok(reply.result)
+
+    @post("/test", status_code=200)
+    async def test_unsaved(self, request: Request[Any, Any, Any], data: UnsavedChannelBody) -> Response[bytes]:
+        payload = {"fields": _unsaved_fields(data), "model": data.model}
+        reply = await commands.send(request, "channels", "test", payload, timeout=PROBE_TIMEOUT)
+        return ok(reply.result)
+
+    @get("/{channel_id:str}/models")
+    async def channel_models(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+        reply = await commands.send(request, "channels", "models", {"id": channel_id}, timeout=PROBE_TIMEOUT)
+        return ok(reply.result)
+
+    @post("/fetch-models", status_code=200)
+    async def fetch_models(self, request: Request[Any, Any, Any], data: UnsavedChannelBody) -> Response[bytes]:
+        reply = await commands.send(
+            request, "channels", "models", {"fields": _unsaved_fields(data)}, timeout=PROBE_TIMEOUT
+        )
         return ok(reply.result)
 
 

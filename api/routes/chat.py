@@ -28,6 +28,7 @@ from services.chat import queries
 Frame = dict[str, Any]
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
+SILENCE_LIMIT = 10.0  # seconds without a frame; workers send a keepalive every 2 s during a turn
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -76,16 +77,22 @@ async def stream_turn(
         elif exc is not None:
             frames.put_nowait({"type": "error", "code": "INTERNAL_ERROR", "message": "chat failed", "_final": True})
         else:
-            frames.put_nowait({"type": "_done"})
+            # Normally the end frame came first; a retried turn answered from its stored result sends none.
+            frames.put_nowait({"type": "end", **(task.result().result or {})})
 
     command.add_done_callback(finished)
 
     async def body() -> AsyncIterator[bytes]:
         try:
             while True:
-                frame = await frames.get()
-                if frame["type"] == "_done":
-                    continue  # the end frame (or an error frame) has come or comes before it
+                try:
+                    frame = await asyncio.wait_for(frames.get(), SILENCE_LIMIT)
+                except TimeoutError:
+                    # No token and no keepalive: the worker holding the turn is gone. The client may retry
+                    # with the same Idempotency-Key; the turn is then neither repeated nor answered twice.
+                    frame = {"type": "error", "code": "TIMEOUT", "message": "the chat worker stopped answering; retry"}
+                if frame["type"] == "keepalive":
+                    continue
                 frame.pop("_final", None)
                 rendered = render(frame)
                 if rendered is not None:

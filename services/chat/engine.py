@@ -8,6 +8,7 @@ retried turn (same Idempotency-Key) neither repeats the user message nor answers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -30,13 +31,14 @@ from schemas.chat import (
 )
 from schemas.envelope import CommandEnvelope, CommandReply
 from schemas.errors import DomainError
-from schemas.llm import ChatMessage, ChatRequest, ChatResult, ProviderTarget, StreamDone, TextDelta
+from schemas.llm import ChatMessage, ChatRequest, ChatResult, StreamDone, TextDelta
 from services.channels import queries as channel_queries
 from services.channels.handlers import record_health
+from services.channels.probe import target_of
 from services.channels.providers.base import ProviderError
 from services.channels.providers.registry import ADAPTERS, HttpClients
 from services.chat import queries
-from services.chat.selection import order_channels, pick_key
+from services.chat.selection import order_channels
 from services.config.cache import ConfigCache
 from services.group_admin import queries as group_queries
 from services.presets import queries as preset_queries
@@ -44,7 +46,8 @@ from services.presets import queries as preset_queries
 log = logging.getLogger("chatbus.chat")
 
 _encode = msgspec.json.Encoder().encode
-CHARS_PER_TOKEN = 4  # a rough, provider-neutral budget for trimming context
+CHARS_PER_TOKEN = 4
+KEEPALIVE_SECONDS = 2.0  # a rough, provider-neutral budget for trimming context
 
 
 def conversation_stream(conversation_id: str) -> str:
@@ -159,13 +162,18 @@ class ChatCommands:
         except DomainError as exc:
             await self._publish(cmd, {"type": "error", "code": exc.code, "message": exc.message})
             return error_reply(exc)
-        turn = await self._call(cmd, request, channels, pinned)
+        keepalive = asyncio.create_task(self._keepalive(cmd))
+        try:
+            turn = await self._call(cmd, request, channels, pinned)
+        finally:
+            keepalive.cancel()
         await self._record_health(envelope, turn)
         if turn.result is None and not turn.text:
             failure = self._turn_error(turn)
             await self._publish(cmd, {"type": "error", "code": failure.code, "message": failure.message})
             return error_reply(failure)
-        reply = await self.store.execute(final, self._assistant_message(cmd, turn))
+        reply_to = (user.result or {}).get("messageId")
+        reply = await self.store.execute(final, self._assistant_message(cmd, turn, reply_to))
         if turn.result is None:  # broke after the first token: the partial reply is stored, marked failed
             failure = self._turn_error(turn)
             await self._publish(cmd, {"type": "error", "code": failure.code, "message": failure.message})
@@ -197,7 +205,13 @@ class ChatCommands:
 
         return handler
 
-    def _assistant_message(self, cmd: SendChat, turn: Turn) -> Any:
+    async def _keepalive(self, cmd: SendChat) -> None:
+        """While the LLM works, tell the streaming edge the turn is alive: silence means the worker died."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            await self._publish(cmd, {"type": "keepalive"})
+
+    def _assistant_message(self, cmd: SendChat, turn: Turn, reply_to: str | None) -> Any:
         usage = turn.result.usage if turn.result and turn.result.usage else None
         usage_out = (
             {
@@ -217,6 +231,7 @@ class ChatCommands:
             "latencyMs": round(turn.latency_ms, 1),
             "ttftMs": round(turn.ttft_ms, 1) if turn.ttft_ms is not None else None,
             "channelsTried": turn.tried,
+            "replyTo": reply_to,
             "status": "ok" if turn.result is not None else "failed",
         }
         content = turn.result.content if turn.result is not None else turn.text
@@ -307,15 +322,7 @@ class ChatCommands:
             if req.max_tokens is None and adv.get("maxTokens") is not None:
                 req = msgspec.structs.replace(req, max_tokens=adv["maxTokens"])
             adapter = ADAPTERS[channel.adapter_type]
-            target = ProviderTarget(
-                adapter_type=channel.adapter_type,  # type: ignore[arg-type]
-                base_url=adapter.normalize_base_url(channel.base_url),
-                api_key=pick_key(channel) or "",
-                connect_timeout_ms=int(channel.timeout.get("connect", 10_000)),
-                read_timeout_ms=int(channel.timeout.get("read", 120_000)),
-                proxy=channel.proxy,
-                custom_headers=dict(channel.custom_headers),
-            )
+            target = target_of(channel)
             text: list[str] = []
             first_token: float | None = None
             t0 = time.monotonic()
