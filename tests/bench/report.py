@@ -150,8 +150,8 @@ def report(result: dict[str, Any]) -> str:
     if chat:
         lines.append("")
         lines.append(
-            f"chat turns against a local instant LLM in its own process ({result['config'].get('llm', 'fake')}); "
-            "p50/p99 = the full reply (end of stream), TTFT = request sent -> first content token"
+            "chat turns against a local instant LLM (FakeProvider, own process); direct = the LLM itself; "
+            "p50/p99 = the full reply (end of the stream), TTFT = request sent -> first content token"
         )
         rows = [
             [

@@ -1,14 +1,17 @@
-"""The first benchmark (DESIGN.md "Performance"): the HTTP ceiling, reads and writes, side by side.
+"""The benchmark (DESIGN.md "Performance"): the HTTP ceiling, reads, writes and chat turns, side by side.
 
     python -m tests.bench.run [--duration S] [--warmup S] [--concurrency N] [--out DIR]
 
 Starts an embedded NATS and a durable embedded Postgres (fsync on: real commit latency), bootstraps
-them, runs `chatbus edge`, `chatbus worker`, `chatbus relay` and a bare Litestar app as separate
-processes, measures their idle RSS, then drives each scenario with a load generator in its own
-process: `GET /bare` (the ceiling), `GET /api/presets` (a projection page) and `POST /api/presets`
-(the full command path: edge -> NATS -> worker -> Postgres). Prints a table and writes JSON.
-Everything listens on 127.0.0.1 only, and every process is torn down on exit, error, Ctrl-C or
-the global timeout."""
+them, runs `chatbus edge`, `chatbus worker`, `chatbus relay`, a bare Litestar app and a local instant
+LLM (`FakeProvider("openai")`, `tests.bench.fake_llm`) as separate processes, logs in, creates one
+channel pointing at the LLM, measures the idle RSS, then drives each scenario with a load generator in
+its own process: `GET /bare` (the ceiling), `GET /api/presets` (a projection page), `POST /api/presets`
+(the full command path: edge -> NATS -> worker -> Postgres), then chat turns at concurrency 1 and N,
+each pair back to back: `POST /api/chat` against the LLM's own `POST /v1/chat/completions` (the full
+reply), and `POST /api/chat/stream` against the LLM's stream (time to first token). Prints a table,
+the chat overhead (chatbus minus direct) and the targets, and writes JSON. Everything listens on
+127.0.0.1 only, and every process is torn down on exit, error, Ctrl-C or the global timeout."""
 
 from __future__ import annotations
 
@@ -36,6 +39,9 @@ from typing import Any
 import psutil
 
 from chatbus.devstack import EmbeddedNats, EmbeddedPostgres, free_port
+from tests.bench.loadgen import TOKEN_DETECTORS, FirstToken
+from tests.bench.report import NOT_IN_TOTAL, chat_overhead, label, report, targets
+from tests.bench.scenarios import CHAT_CHANNEL_ID, Scenario, channel_body, plan
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -45,11 +51,7 @@ MIB = 1024 * 1024
 STARTUP_TIMEOUT = 60.0
 LOADGEN_GRACE = 5.0
 CHATBUS_ROLES = ("edge", "worker", "relay")
-# DESIGN.md "Performance" targets on a 2-core machine.
-TARGET_READ_RATIO = 0.5
-TARGET_WRITE_RPS = 2000.0
-TARGET_WRITE_P99_MS = 25.0
-TARGET_IDLE_RSS_MIB = 250.0
+LLM = "FakeProvider('openai'): echoes the last user message at once, own process (uvloop)"
 
 
 class BenchTimeout(Exception):
@@ -58,21 +60,6 @@ class BenchTimeout(Exception):
 
 class BenchError(Exception):
     pass
-
-
-@dataclass
-class Scenario:
-    name: str
-    port: int
-    path: str
-    method: str = "GET"
-    auth: bool = False
-    body: str | None = None
-    expect: int = 200
-    baseline: bool = False
-    # requestsPerMinute in the config while this scenario runs: 0 turns the global limiter off, a huge
-    # limit keeps it counting every request without refusing any (its per-request cost).
-    rate_limit: int = 1_000_000
 
 
 @dataclass
@@ -115,22 +102,33 @@ class Bench:
         }
         for key in ("CHATBUS_HOST", "CHATBUS_PORT", "CHATBUS_DATA_DIR"):
             env.pop(key, None)
-        edge_port, bare_port = free_port(), free_port()
+        for key in ("NO_PROXY", "no_proxy"):  # the worker's HTTP client honours *_PROXY: never for the LLM
+            env[key] = ",".join(x for x in (env.get(key), HOST) if x)
+        edge_port, bare_port, llm_port = free_port(), free_port(), free_port()
         py = sys.executable
-        step("edge, worker, relay and the bare app as separate processes")
+        step("edge, worker, relay, the bare app and the fake LLM as separate processes")
         self.spawn("edge", [py, "-m", "chatbus", "edge", "--host", HOST, "--port", str(edge_port)], env)
         self.spawn("worker", [py, "-m", "chatbus", "worker"], env)
         self.spawn("relay", [py, "-m", "chatbus", "relay"], env)
         self.spawn("bare", [py, "-m", "tests.bench.bare_app", "--host", HOST, "--port", str(bare_port)], env)
+        self.spawn("llm", [py, "-m", "tests.bench.fake_llm", "--host", HOST, "--port", str(llm_port)], env)
         self.wait_http(bare_port, "/bare", "bare")
+        self.wait_http(llm_port, "/v1/models", "fake LLM")
         self.wait_http(edge_port, "/health", "edge")
         step("login")
         token = self.login(edge_port)
+        step(f"channel '{CHAT_CHANNEL_ID}' -> the fake LLM")
+        llm_base_url = f"http://{HOST}:{llm_port}/v1"
+        status, body = http(edge_port, "POST", "/api/channels", channel_body(llm_base_url), token=token, timeout=15.0)
+        if status != 201:
+            raise BenchError(f"creating the channel: HTTP {status}: {body}")
         return {
             "nats_url": nats_url,
             "dsn": dsn,
             "edge_port": edge_port,
             "bare_port": bare_port,
+            "llm_port": llm_port,
+            "llm_base_url": llm_base_url,
             "token": token,
             "postgres_settings": pg_settings,
             "data_dir_fs": filesystem_of(self.workdir),
@@ -190,7 +188,7 @@ class Bench:
             stop_process(self.loadgen, "loadgen")
             self.loadgen = None
         # The HTTP servers first (they hold bus and database connections), then the back end.
-        for name in ("edge", "bare", "worker", "relay"):
+        for name in ("edge", "bare", "worker", "relay", "llm"):
             child = self.children.pop(name, None)
             if child is not None:
                 stop_process(child.proc, name)
@@ -213,8 +211,11 @@ class Bench:
     # -- measurements ----------------------------------------------------------------------------
 
     def roots(self) -> dict[str, int]:
-        """The process-tree roots we account for: chatbus roles, NATS, the postmaster (and the bare app)."""
-        roots = {name: self.children[name].proc.pid for name in (*CHATBUS_ROLES, "bare") if name in self.children}
+        """The process-tree roots we account for: chatbus roles, NATS, the postmaster (and the bare app and
+        the fake LLM, which are measured but not chatbus)."""
+        roots = {
+            name: self.children[name].proc.pid for name in (*CHATBUS_ROLES, *NOT_IN_TOTAL) if name in self.children
+        }
         if self.nats is not None and self.nats.proc is not None:
             roots["nats"] = self.nats.proc.pid
         if self.pg is not None and self.pg.proc is not None:
@@ -245,14 +246,41 @@ class Bench:
             out[name] = total
         return out
 
-    def probe(self, scenario: Scenario, token: str) -> None:
-        """One request of the scenario before the load: fail fast with the server's answer."""
+    def probe(self, scenario: Scenario, token: str, *, wait: float = 0.0) -> None:
+        """One request of the scenario before the load: fail fast with the server's answer (retried for
+        up to `wait` seconds, for what becomes ready in the background)."""
+        deadline = time.monotonic() + wait
+        while True:
+            problem = self.probe_once(scenario, token)
+            if problem is None:
+                return
+            if time.monotonic() >= deadline:
+                raise BenchError(f"probe {label(vars(scenario))}: {problem}")
+            self.check_alive()
+            time.sleep(0.25)
+
+    def probe_once(self, scenario: Scenario, token: str) -> str | None:
         body = json.loads(scenario.body.format(w="probe", n=0, tag=uuid.uuid4().hex[:6])) if scenario.body else None
         status, answer = http(
-            scenario.port, scenario.method, scenario.path, body, token=token if scenario.auth else None
+            scenario.port,
+            scenario.method,
+            scenario.path,
+            body,
+            token=token if scenario.auth else None,
+            headers=scenario.headers,
+            raw=scenario.sse is not None,
+            timeout=15.0,
         )
         if status != scenario.expect:
-            raise BenchError(f"probe {scenario.name}: expected {scenario.expect}, got {status}: {answer}")
+            return f"expected {scenario.expect}, got {status}: {answer!r:.300}"
+        if scenario.sse is not None:
+            scan = FirstToken(TOKEN_DETECTORS[scenario.sse])
+            scan.feed(answer)
+            if scan.at is None:
+                return f"no content token in the stream: {answer!r:.300}"
+        elif scenario.check is not None and not scenario.check(answer):
+            return f"unexpected answer: {answer!r:.300}"
+        return None
 
     def run_scenario(self, scenario: Scenario, token: str, tag: str) -> dict[str, Any]:
         args = self.args
@@ -261,9 +289,10 @@ class Bench:
             "path": scenario.path,
             "method": scenario.method,
             "body": scenario.body,
-            "headers": {"Authorization": f"Bearer {token}"} if scenario.auth else {},
+            "headers": {**scenario.headers, **({"Authorization": f"Bearer {token}"} if scenario.auth else {})},
             "tag": tag,
-            "concurrency": args.concurrency,
+            "concurrency": scenario.concurrency or args.concurrency,
+            "sse": scenario.sse,
             "warmup": args.warmup,
             "duration": args.duration,
             "grace": LOADGEN_GRACE,
@@ -293,7 +322,7 @@ class Bench:
         code = self.loadgen.wait(LOADGEN_GRACE + 10)
         self.loadgen = None
         if code != 0 or result is None:
-            raise BenchError(f"load generator for {scenario.name} failed (exit code {code})")
+            raise BenchError(f"load generator for {label(vars(scenario))} failed (exit code {code})")
         self.check_alive()
         if cpu0 and cpu1 and sys0 and sys1:
             window = result["window_s"]
@@ -330,23 +359,33 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never 
 
 
 def http(
-    port: int, method: str, path: str, body: Any = None, *, token: str | None = None, timeout: float = 10.0
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    raw: bool = False,
+    timeout: float = 10.0,
 ) -> tuple[int, Any]:
-    """A set-up request (not the load): (status, decoded JSON body or text)."""
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+    """A set-up request (not the load): (status, decoded JSON body or text; the body's bytes if `raw`)."""
+    headers = {**(headers or {}), **({"Content-Type": "application/json"} if body is not None else {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data, method=method, headers=headers)
     try:
         with _opener.open(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
+            status, data = response.status, response.read()
     except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
+        status, data = exc.code, exc.read()
+    if raw:
+        return status, data
     try:
-        return status, json.loads(raw)
+        return status, json.loads(data)
     except ValueError:
-        return status, raw[:300].decode(errors="replace")
+        return status, data[:300].decode(errors="replace")
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -467,119 +506,6 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-# -- report --------------------------------------------------------------------------------------
-
-
-def render_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
-    out = [line, "-" * len(line)]
-    for row in rows:
-        out.append(
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-        )
-    return "\n".join(out)
-
-
-def report(result: dict[str, Any]) -> str:
-    cfg, mem = result["config"], result["idle_memory"]
-    lines = [
-        "",
-        f"chatbus bench  {result['timestamp']}  git {result['machine']['git']}",
-        f"machine: {result['machine']['nproc']} CPUs ({result['machine']['cpu_model']}), "
-        f"Python {result['machine']['python']}",
-        f"load: {cfg['concurrency']} keep-alive connections, {cfg['warmup']:g}s warm-up + "
-        f"{cfg['duration']:g}s per scenario, load generator in its own process",
-        f"postgres: durable=True (fsync={result['postgres']['fsync']}, "
-        f"synchronous_commit={result['postgres']['synchronous_commit']}, "
-        f"wal_sync_method={result['postgres']['wal_sync_method']}) on {result['data_dir_fs']}; "
-        f"8 KiB write+fdatasync p50 {result['fsync_probe']['p50_ms']:.2f} ms, "
-        f"p99 {result['fsync_probe']['p99_ms']:.2f} ms",
-        "",
-    ]
-    bare_rps = next((s["rps"] for s in result["scenarios"] if s["baseline"]), 0.0)
-    rows = []
-    for s in result["scenarios"]:
-        ratio = s["rps"] / bare_rps if bare_rps else float("nan")
-        rows.append(
-            [
-                s["name"],
-                str(s["requests"]),
-                str(s["errors"]),
-                f"{s['rps']:,.0f}",
-                f"{s['latency_ms']['p50']:.2f}",
-                f"{s['latency_ms']['p99']:.2f}",
-                f"{ratio:.2f}x",
-            ]
-        )
-    lines.append(render_table(["scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs bare"], rows))
-    for s in result["scenarios"]:
-        cpu = s.get("server_cpu_pct", {})
-        shown = ", ".join(f"{k} {v:.0f}%" for k, v in cpu.items() if v >= 1)
-        extra = f"  statuses {s['statuses']}" if s["errors"] or s["unexpected_2xx"] else ""
-        lines.append(
-            f"  {s['name']}: CPU (% of a core) loadgen {s['loadgen_cpu_pct']:.0f}%, {shown}, other processes "
-            f"{s.get('other_cpu_pct', float('nan')):.0f}%; machine busy "
-            f"{s.get('machine_busy_pct', float('nan')):.0f}% of all cores{extra}"
-        )
-        for status, sample in s["error_samples"].items():
-            lines.append(f"    HTTP {status}: {sample[:160]}")
-        if s["connection_errors"]:
-            lines.append(f"    connection errors: {s['connection_errors']}")
-    lines.append("")
-    rows = [
-        [name, f"{m['rss_mib']:.1f}", f"{m['pss_mib']:.1f}", str(m["processes"])]
-        for name, m in mem.items()
-        if name != "bare"
-    ]
-    rows.append(
-        [
-            "total",
-            f"{result['idle_rss_total_mib']:.1f}",
-            f"{result['idle_pss_total_mib']:.1f}",
-            str(sum(m["processes"] for n, m in mem.items() if n != "bare")),
-        ]
-    )
-    lines.append("idle memory (before the load; RSS sums each process tree, PSS splits shared pages)")
-    lines.append(render_table(["process", "RSS MiB", "PSS MiB", "procs"], rows))
-    if "bare" in mem:
-        lines.append(f"(bare app, not in the total: {mem['bare']['rss_mib']:.1f} MiB RSS)")
-    lines.append("")
-    lines.append("targets (DESIGN.md, 2 cores):")
-    for t in result["targets"]:
-        lines.append(f"  [{'ok' if t['met'] else 'MISS'}] {t['what']}: {t['measured']}")
-    return "\n".join(lines)
-
-
-def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    by_name = {s["name"]: s for s in result["scenarios"]}
-    bare, read, write = by_name["GET /bare"], by_name["GET /api/presets"], by_name["POST /api/presets"]
-    ratio = read["rps"] / bare["rps"] if bare["rps"] else 0.0
-    rss = result["idle_rss_total_mib"]
-    return [
-        {
-            "what": f"reads >= {TARGET_READ_RATIO}x bare",
-            "measured": f"{ratio:.2f}x",
-            "met": ratio >= TARGET_READ_RATIO,
-        },
-        {
-            "what": f"writes >= {TARGET_WRITE_RPS:,.0f}/s",
-            "measured": f"{write['rps']:,.0f}/s",
-            "met": write["rps"] >= TARGET_WRITE_RPS and write["errors"] == 0,
-        },
-        {
-            "what": f"write p99 <= {TARGET_WRITE_P99_MS:g} ms",
-            "measured": f"{write['latency_ms']['p99']:.2f} ms",
-            "met": write["latency_ms"]["p99"] <= TARGET_WRITE_P99_MS,
-        },
-        {
-            "what": f"idle RSS <= {TARGET_IDLE_RSS_MIB:g} MiB",
-            "measured": f"{rss:.1f} MiB",
-            "met": rss <= TARGET_IDLE_RSS_MIB,
-        },
-    ]
-
-
 # -- entry point ---------------------------------------------------------------------------------
 
 
@@ -599,23 +525,11 @@ def measure(bench: Bench) -> dict[str, Any]:
     args = bench.args
     started = time.monotonic()
     setup = bench.start()
-    edge, bare, token = setup["edge_port"], setup["bare_port"], setup["token"]
-    scenarios = [
-        Scenario("GET /bare", bare, "/bare", baseline=True),
-        Scenario("GET /api/presets (no limiter)", edge, "/api/presets", auth=True, rate_limit=0),
-        Scenario("GET /api/presets", edge, "/api/presets", auth=True),
-        Scenario(
-            "POST /api/presets",
-            edge,
-            "/api/presets",
-            method="POST",
-            auth=True,
-            expect=201,
-            body='{{"id":"b-{tag}-{w}-{n}","name":"bench preset {w}-{n}"}}',
-        ),
-    ]
+    token = setup["token"]
+    scenarios = plan(setup["edge_port"], setup["bare_port"], setup["llm_port"], args.concurrency)
     for scenario in scenarios:
-        bench.probe(scenario, token)
+        # The first chat turn may come before the worker sees the new channel: give it a moment.
+        bench.probe(scenario, token, wait=15.0 if scenario.via == "chatbus" else 0.0)
     time.sleep(2.0)  # let start-up and the probes settle before the idle snapshot
     bench.check_alive()
     memory = bench.memory()
@@ -624,19 +538,25 @@ def measure(bench: Bench) -> dict[str, Any]:
     for scenario in scenarios:
         asyncio.run(set_rate_limit(setup["dsn"], scenario.rate_limit))
         time.sleep(0.5)  # the edges pick the change up from the relayed event
-        step(f"{scenario.name}: {args.warmup:g}s warm-up + {args.duration:g}s, {args.concurrency} connections")
+        concurrency = scenario.concurrency or args.concurrency
+        step(f"{label(vars(scenario))}: {args.warmup:g}s warm-up + {args.duration:g}s, {concurrency} connections")
         result = bench.run_scenario(scenario, token, tag)
         results.append(
             {
                 "name": scenario.name,
+                "key": scenario.key,
+                "group": scenario.group,
+                "via": scenario.via or None,
+                "concurrency": concurrency,
                 "method": scenario.method,
                 "path": scenario.path,
+                "stream": scenario.sse is not None,
                 "baseline": scenario.baseline,
                 "expected_status": scenario.expect,
                 **result,
             }
         )
-    accounted = {n: m for n, m in memory.items() if n != "bare"}
+    accounted = {n: m for n, m in memory.items() if n not in NOT_IN_TOTAL}
     out: dict[str, Any] = {
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "wall_s": 0.0,
@@ -648,6 +568,8 @@ def measure(bench: Bench) -> dict[str, Any]:
             "postgres_durable": True,
             "host": HOST,
             "loadgen": "raw asyncio streams, own process",
+            "llm": LLM,
+            "llm_base_url": setup["llm_base_url"],
         },
         "postgres": setup["postgres_settings"],
         "data_dir_fs": setup["data_dir_fs"],
@@ -656,12 +578,16 @@ def measure(bench: Bench) -> dict[str, Any]:
         "idle_rss_total_mib": sum(m["rss_mib"] for m in accounted.values()),
         "idle_pss_total_mib": sum(m["pss_mib"] for m in accounted.values()),
         "idle_memory_note": "after start-up, login and one probe request per scenario, 2 s settle; "
-        "total = edge + worker + relay + nats + postgres (bare app excluded)",
+        "total = edge + worker + relay + nats + postgres (bare app and fake LLM excluded)",
         "scenarios": results,
+        "chat_overhead": chat_overhead(results),
+        "chat_overhead_note": "chatbus minus direct, quantile by quantile, per concurrency; full_reply: "
+        "POST /api/chat vs POST /v1/chat/completions; first_token (time to the first content token) and "
+        "full_stream: POST /api/chat/stream vs the streamed POST /v1/chat/completions",
     }
+    base = next(r for r in results if r["baseline"])
     for s in results:
-        base = next(r for r in results if r["baseline"])
-        s["ratio_to_bare"] = s["rps"] / base["rps"] if base["rps"] else None
+        s["ratio_to_bare"] = s["rps"] / base["rps"] if base["rps"] and s["group"] == "http" else None
     out["targets"] = targets(out)
     out["wall_s"] = round(time.monotonic() - started, 1)
     return out
@@ -670,7 +596,10 @@ def measure(bench: Bench) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the in-process bootstrap's bus warnings are noise here
-    budget = int(STARTUP_TIMEOUT * 2 + 3 * (args.warmup + args.duration + LOADGEN_GRACE + 15) + 30)
+    # Start-up (each wait is bounded by STARTUP_TIMEOUT), then per scenario: the config change, the load
+    # generator's start, warm-up, window and grace; a safety net, not an estimate.
+    scenarios = len(plan(0, 0, 0, args.concurrency))
+    budget = int(STARTUP_TIMEOUT * 3 + scenarios * (args.warmup + args.duration + LOADGEN_GRACE + 5) + 30)
 
     def on_alarm(signum: int, frame: Any) -> None:
         raise BenchTimeout(f"global timeout of {budget}s reached")

@@ -183,3 +183,18 @@ async def test_bad_chat_input_and_no_channel(stack: Stack) -> None:
         frames = await sse(resp)
     assert frames[-1] == {"type": "error", "code": "CHANNEL_UNAVAILABLE", "message": frames[-1]["message"]}
     envelope_error(await c.post("/api/chat", json={"message": "x", "presetId": "no-such"}), 404, "PRESET_NOT_FOUND")
+
+
+async def test_usage_reaches_system_stats(stack: Stack) -> None:
+    c = await stack.admin()
+    async with FakeProvider("openai") as fake:
+        await add_channel(c, fake, "stats")
+        fake.script(reply("one", usage=(10, 2)), reply("two", usage=(20, 4)))
+        await c.post("/api/chat", json={"message": "a"})
+        await c.post("/api/chat", json={"message": "b"})
+    data = (await c.get("/api/system/stats")).json()["data"]
+    assert data["messages"]["total"] == 4 and data["messages"]["byPlatform"] == {"web": 4}
+    assert data["tokens"] == {"total": 36, "byModel": {"m-1": 36}, "byChannel": {"stats": 36}}
+    assert data["channels"]["calls"] == 2 and data["channels"]["success"] == 2
+    assert data["channels"]["byChannel"]["stats"]["avgLatencyMs"] is not None
+    assert data["conversations"]["total"] == 2
