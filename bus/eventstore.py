@@ -264,3 +264,11 @@ async def load_last_event(conn: asyncpg.Connection, stream_id: str) -> RecordedE
         f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1", stream_id
     )
     return _row_to_event(row) if row else None
+
+
+def payload_of(envelope: CommandEnvelope, type_: type[S]) -> S:
+    """The command's payload as its Struct; a malformed one is the caller's error, not ours."""
+    try:
+        return msgspec.convert(envelope.payload, type_)
+    except msgspec.ValidationError as exc:
+        raise DomainError("INVALID_ARGS", f"bad {envelope.type} payload: {exc}") from exc

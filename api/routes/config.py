@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, put
 
 from api import commands
-from api.envelope import ApiError, ok
+from api.envelope import ApiError, json_object_body, ok
 from api.pagination import PageNumber, PageSize, page
 from api.state import edge_of
 from schemas.config import SECTIONS, PathValueBody, RollbackBody
@@ -17,19 +17,6 @@ from schemas.secrets import mask
 from services.config import domain, queries
 
 MAX_CONFIG_BYTES = 256 * 1024
-
-
-async def _json_object(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ApiError("PAYLOAD_TOO_LARGE", "config body too large", status=413)
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise ApiError("PARSE_ERROR", f"body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ApiError("VALIDATION_ERROR", "the body must be a JSON object")
-    return body
 
 
 def _to_patch(body: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +54,7 @@ class ConfigController(Controller):
 
     @put("/config")
     async def put_config(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        body = await _json_object(request)
+        body = await json_object_body(request, max_bytes=MAX_CONFIG_BYTES)
         expected = body.get("expectedVersion")
         return ok(await _update(request, _to_patch(body), expected))
 
@@ -92,7 +79,7 @@ class ConfigController(Controller):
     @put(["/bot/config", "/settings"])
     async def put_section(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         section = _section_of(request)
-        body = await _json_object(request)
+        body = await json_object_body(request, max_bytes=MAX_CONFIG_BYTES)
         expected = body.pop("expectedVersion", None) if section != "bot" else None
         result = await _update(request, {section: body}, expected)
         return ok({section: result["config"][section], "version": result["version"], "updated": result["updated"]})

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 
 from api import commands
-from api.envelope import ApiError, ok
+from api.envelope import ApiError, expected_version, json_object_body, ok
 from api.pagination import PageNumber, PageSize, page
 from api.routes.auth import iso_time, issue_session, session_cookie
 from api.security import Principal, principal_of, require_auth
@@ -87,21 +87,8 @@ class GroupAdminController(Controller):
     async def put_config(self, request: Request[Any, Any, Any], group_id: str) -> Response[bytes]:
         group_id = _check_group_id(group_id)
         _require_group(principal_of(request), group_id)
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError("PAYLOAD_TOO_LARGE", "group config body too large", status=413)
-        try:
-            body = msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise ApiError("PARSE_ERROR", f"body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise ApiError("VALIDATION_ERROR", "the body must be a JSON object")
-        expected = commands.if_match(request)
-        body_version = body.pop("expectedVersion", None)
-        if expected is None and body_version is not None:
-            if not isinstance(body_version, int) or isinstance(body_version, bool) or body_version < 0:
-                raise ApiError("VALIDATION_ERROR", "expectedVersion must be a non-negative integer")
-            expected = body_version
+        body = await json_object_body(request, max_bytes=MAX_BODY_BYTES)
+        expected = expected_version(request, body)
         await commands.send(
             request, "groupadmin", "update", {"group_id": group_id, "patch": body, "expected_version": expected}
         )

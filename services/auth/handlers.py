@@ -4,7 +4,6 @@ a thread), so a transaction never waits on argon2."""
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
 
 import asyncpg
 import msgspec
@@ -17,6 +16,7 @@ from bus.eventstore import (
     error_reply,
     event_from_struct,
     fold_stream,
+    payload_of,
 )
 from bus.worker import CommandFn
 from schemas.auth import (
@@ -32,15 +32,6 @@ from schemas.envelope import CommandEnvelope, CommandReply
 from schemas.errors import DomainError
 from services.auth import domain, passwords, queries
 from services.auth.domain import UserState, user_stream
-
-T = TypeVar("T")
-
-
-def _payload(envelope: CommandEnvelope, type_: type[T]) -> T:
-    try:
-        return msgspec.convert(envelope.payload, type_)
-    except msgspec.ValidationError as exc:
-        raise DomainError("INVALID_ARGS", f"bad {envelope.type} payload: {exc}") from exc
 
 
 async def load_user(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> UserState:
@@ -71,7 +62,7 @@ class AuthCommands:
 
     async def login(self, envelope: CommandEnvelope) -> CommandReply:
         try:
-            cmd = _payload(envelope, Login)
+            cmd = payload_of(envelope, Login)
             state = await load_user(self.store.pool, cmd.username)
             if state.exists:
                 domain.check_lockout(await queries.recent_failures(self.store.pool, cmd.username, cmd.client_ip))
@@ -89,7 +80,7 @@ class AuthCommands:
 
     async def change_password(self, envelope: CommandEnvelope) -> CommandReply:
         try:
-            cmd = _payload(envelope, ChangePassword)
+            cmd = payload_of(envelope, ChangePassword)
         except DomainError as exc:
             return error_reply(exc)
         state = await load_user(self.store.pool, cmd.username)
@@ -102,7 +93,7 @@ class AuthCommands:
 
     async def revoke_token(self, envelope: CommandEnvelope) -> CommandReply:
         try:
-            cmd = _payload(envelope, RevokeToken)
+            cmd = payload_of(envelope, RevokeToken)
         except DomainError as exc:
             return error_reply(exc)
         return await self.store.execute(
@@ -111,7 +102,7 @@ class AuthCommands:
 
     async def consume_link(self, envelope: CommandEnvelope) -> CommandReply:
         async def handler(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
-            cmd = _payload(env, ConsumeLoginLink)
+            cmd = payload_of(env, ConsumeLoginLink)
             stream = domain.link_stream(cmd.jti)
             consumed = await fold_stream(conn, stream, False, domain.evolve_link)
             events = domain.decide_consume_link(consumed, cmd.jti, cmd.username)

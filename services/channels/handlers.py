@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import msgspec
 
-from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream
+from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream, payload_of
 from schemas.channels import CreateChannel, DeleteChannel, RecordChannelHealth, UpdateChannel
 from schemas.envelope import CommandEnvelope
-from schemas.errors import DomainError
 from schemas.secrets import mask
 from services.channels import domain, queries
 from services.channels.domain import ChannelState, stream_id
-
-T = TypeVar("T")
-
-
-def _payload(envelope: CommandEnvelope, type_: type[T]) -> T:
-    try:
-        return msgspec.convert(envelope.payload, type_)
-    except msgspec.ValidationError as exc:
-        raise DomainError("INVALID_ARGS", f"bad {envelope.type} payload: {exc}") from exc
 
 
 async def load_channel(conn: asyncpg.Connection, channel_id: str) -> ChannelState:
@@ -44,14 +34,14 @@ def _read_back(channel_id: str) -> Callable[[asyncpg.Connection], Awaitable[Any]
 
 
 async def create(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, CreateChannel)
+    cmd = payload_of(envelope, CreateChannel)
     state = await load_channel(conn, cmd.id)
     events = domain.decide_create(state, cmd.fields)
     return Decision(_append(state, events), version=state.version + 1, after=_read_back(cmd.id))
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, UpdateChannel)
+    cmd = payload_of(envelope, UpdateChannel)
     state = await load_channel(conn, cmd.id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_update(state, cmd.changes, expected)
@@ -59,13 +49,13 @@ async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
 
 
 async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, DeleteChannel)
+    cmd = payload_of(envelope, DeleteChannel)
     state = await load_channel(conn, cmd.id)
     return Decision(_append(state, domain.decide_delete(state)), result={"id": cmd.id, "deleted": True})
 
 
 async def record_health(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, RecordChannelHealth)
+    cmd = payload_of(envelope, RecordChannelHealth)
     state = await load_channel(conn, cmd.id)
     events = domain.decide_health(
         state, ok=cmd.ok, error=cmd.error, retry_after=cmd.retry_after, tested=cmd.tested, now=time.time()

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import msgspec
 
-from bus.eventstore import Decision, EventStore, Handler, StreamAppend, event_from_struct, load_last_event
+from bus.eventstore import Decision, EventStore, Handler, StreamAppend, event_from_struct, load_last_event, payload_of
 from schemas.config import RollbackConfig, UpdateConfig
 from schemas.envelope import Actor, CommandEnvelope, CommandReply
 from schemas.errors import DomainError
 from schemas.secrets import mask
 from services.config import domain, queries
 from services.config.domain import STREAM, ConfigState
-
-T = TypeVar("T")
-
-
-def _payload(envelope: CommandEnvelope, type_: type[T]) -> T:
-    try:
-        return msgspec.convert(envelope.payload, type_)
-    except msgspec.ValidationError as exc:
-        raise DomainError("INVALID_ARGS", f"bad {envelope.type} payload: {exc}") from exc
 
 
 async def load_config(conn: asyncpg.Connection) -> ConfigState:
@@ -49,14 +40,14 @@ def _decision(state: ConfigState, events: list[msgspec.Struct]) -> Decision:
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, UpdateConfig)
+    cmd = payload_of(envelope, UpdateConfig)
     state = await load_config(conn)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     return _decision(state, domain.decide_update(state, cmd.patch, expected))
 
 
 async def rollback(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, RollbackConfig)
+    cmd = payload_of(envelope, RollbackConfig)
     state = await load_config(conn)
     if cmd.version >= state.version and cmd.version != 0:
         raise DomainError(

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import msgspec
 
-from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream
+from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream, payload_of
 from schemas.envelope import CommandEnvelope
-from schemas.errors import DomainError
 from schemas.group_admin import DeleteGroupConfig, IssueGroupCode, RedeemGroupCode, UpdateGroupConfig
 from services.group_admin import domain, queries
 from services.group_admin.domain import CodeState, GroupState
-
-T = TypeVar("T")
-
-
-def _payload(envelope: CommandEnvelope, type_: type[T]) -> T:
-    try:
-        return msgspec.convert(envelope.payload, type_)
-    except msgspec.ValidationError as exc:
-        raise DomainError("INVALID_ARGS", f"bad {envelope.type} payload: {exc}") from exc
 
 
 async def load_group(conn: asyncpg.Connection, group_id: str) -> GroupState:
@@ -34,7 +24,7 @@ def _append(stream: str, version: int, events: list[msgspec.Struct]) -> list[Str
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, UpdateGroupConfig)
+    cmd = payload_of(envelope, UpdateGroupConfig)
     state = await load_group(conn, cmd.group_id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_update(state, cmd.patch, expected)
@@ -46,14 +36,14 @@ async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
 
 
 async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, DeleteGroupConfig)
+    cmd = payload_of(envelope, DeleteGroupConfig)
     state = await load_group(conn, cmd.group_id)
     events = domain.decide_delete(state)
     return Decision(_append(domain.group_stream(cmd.group_id), state.version, events), result={"groupId": cmd.group_id})
 
 
 async def issue_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, IssueGroupCode)
+    cmd = payload_of(envelope, IssueGroupCode)
     code = domain.new_code()
     stream = domain.code_stream(code)
     existing = await fold_stream(conn, stream, CodeState(), domain.evolve_code)
@@ -63,7 +53,7 @@ async def issue_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Dec
 
 
 async def redeem_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, RedeemGroupCode)
+    cmd = payload_of(envelope, RedeemGroupCode)
     stream = domain.code_stream(cmd.code)
     state = await fold_stream(conn, stream, CodeState(), domain.evolve_code)
     events = domain.decide_redeem(state, time.time())

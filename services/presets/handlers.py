@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import msgspec
 
-from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream
+from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream, payload_of
 from schemas.envelope import CommandEnvelope
 from schemas.errors import DomainError
 from schemas.presets import (
@@ -21,15 +21,6 @@ from schemas.presets import (
 )
 from services.presets import domain, queries
 from services.presets.domain import DEFAULT_STREAM, DefaultState, PresetState, stream_id
-
-T = TypeVar("T")
-
-
-def _payload(envelope: CommandEnvelope, type_: type[T]) -> T:
-    try:
-        return msgspec.convert(envelope.payload, type_)
-    except msgspec.ValidationError as exc:
-        raise DomainError("INVALID_ARGS", f"bad {envelope.type} payload: {exc}") from exc
 
 
 async def load_preset(conn: asyncpg.Connection, preset_id: str) -> PresetState:
@@ -52,14 +43,14 @@ def _read_back(preset_id: str) -> Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
 async def create(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, CreatePreset)
+    cmd = payload_of(envelope, CreatePreset)
     state = await load_preset(conn, cmd.id)
     events = domain.decide_create(state, cmd.fields, cmd.type)
     return Decision([_append(state, events)], version=state.version + 1, after=_read_back(cmd.id))
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, UpdatePreset)
+    cmd = payload_of(envelope, UpdatePreset)
     state = await load_preset(conn, cmd.id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_update(state, cmd.changes, expected)
@@ -67,7 +58,7 @@ async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
 
 
 async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, DeletePreset)
+    cmd = payload_of(envelope, DeletePreset)
     state = await load_preset(conn, cmd.id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_delete(state, expected)
@@ -75,7 +66,7 @@ async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
 
 
 async def set_default(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, SetDefaultPreset)
+    cmd = payload_of(envelope, SetDefaultPreset)
     default = await load_default(conn)
     target = await load_preset(conn, cmd.id)
     previous = await load_preset(conn, default.preset_id) if default.preset_id else None
@@ -90,7 +81,7 @@ async def set_default(conn: asyncpg.Connection, envelope: CommandEnvelope) -> De
 
 
 async def copy(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-    cmd = _payload(envelope, CopyPreset)
+    cmd = payload_of(envelope, CopyPreset)
     fields = domain.copy_fields(await load_preset(conn, cmd.id), cmd.new_name)
     target = await load_preset(conn, cmd.new_id)
     events = domain.decide_create(target, fields, "user")
@@ -100,7 +91,7 @@ async def copy(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
 async def import_presets(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     """All-or-nothing: every valid preset is written in one transaction; existing ones are skipped
     unless `overwrite`, and system presets are never overwritten."""
-    cmd = _payload(envelope, ImportPresets)
+    cmd = payload_of(envelope, ImportPresets)
     appends: list[StreamAppend] = []
     imported: list[str] = []
     skipped: list[dict[str, str]] = []
