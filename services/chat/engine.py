@@ -146,27 +146,36 @@ class ChatCommands:
         except msgspec.ValidationError as exc:
             return error_reply(DomainError("INVALID_ARGS", f"bad chat payload: {exc}"))
         final = _derived(envelope, "assistant", {})
+        first = _derived(envelope, "user", {})
         async with self.store.pool.acquire() as conn:
-            stored = await conn.fetchval(
-                "SELECT result FROM processed_commands WHERE command_id = $1", final.command_id
-            )
-        if stored is not None:
-            return msgspec.convert(stored, CommandReply)
-        user = await self.store.execute(_derived(envelope, "user", {}), self._user_message(cmd))
-        if not user.ok:
-            await self._publish(cmd, {"type": "error", "code": user.error.code, "message": user.error.message})  # type: ignore[union-attr]
-            return user
-        await self._publish(cmd, {"type": "start", "conversationId": cmd.conversation_id})
+            done = {
+                r["command_id"]: r["result"]
+                for r in await conn.fetch(
+                    "SELECT command_id, result FROM processed_commands WHERE command_id = ANY($1::uuid[])",
+                    [final.command_id, first.command_id],
+                )
+            }
+        if final.command_id in done:
+            return msgspec.convert(done[final.command_id], CommandReply)
         try:
-            request, channels, pinned = await self._prepare(cmd)
+            # The history as it was before this turn; the new message goes at its end.
+            request, channels, pinned = await self._prepare(cmd, include_current=first.command_id not in done)
         except DomainError as exc:
             await self._publish(cmd, {"type": "error", "code": exc.code, "message": exc.message})
             return error_reply(exc)
+        # The user message is committed while the LLM already works: the first token does not wait on a
+        # commit. The reply is stored only once the message it answers is.
+        user_task = asyncio.create_task(self.store.execute(first, self._user_message(cmd)))
+        await self._publish(cmd, {"type": "start", "conversationId": cmd.conversation_id})
         keepalive = asyncio.create_task(self._keepalive(cmd))
         try:
             turn = await self._call(cmd, request, channels, pinned)
         finally:
             keepalive.cancel()
+            user = await user_task
+        if not user.ok:
+            await self._publish(cmd, {"type": "error", "code": user.error.code, "message": user.error.message})  # type: ignore[union-attr]
+            return user
         await self._record_health(envelope, turn)
         if turn.result is None and not turn.text:
             failure = self._turn_error(turn)
@@ -262,7 +271,7 @@ class ChatCommands:
         if cmd.stream_subject and self.nc.is_connected:
             await self.nc.publish(cmd.stream_subject, _encode(frame))
 
-    async def _prepare(self, cmd: SendChat) -> tuple[ChatRequest, list[Channel], str | None]:
+    async def _prepare(self, cmd: SendChat, *, include_current: bool) -> tuple[ChatRequest, list[Channel], str | None]:
         config = self.config.document
         pool = self.store.pool
         group = await group_queries.get_group(pool, cmd.group_id) if cmd.group_id else None
@@ -279,10 +288,14 @@ class ChatCommands:
         max_tokens = (
             preset.context.max_tokens if preset and preset.context.max_tokens else None
         ) or config.context.max_tokens
-        history = await queries.context_messages(pool, cmd.conversation_id, max_messages)
+        # `maxMessages` counts the new message too.
+        limit = max(0, max_messages - 1) if include_current else max_messages
+        history = await queries.context_messages(pool, cmd.conversation_id, limit) if limit else []
         messages = [
             ChatMessage(role=m["role"], content=m["content"]) for m in history if m["role"] in ("user", "assistant")
         ]
+        if include_current:
+            messages.append(ChatMessage(role="user", content=cmd.message))
         budget = max_tokens * CHARS_PER_TOKEN
         while len(messages) > 1 and sum(len(m.content) for m in messages) > budget:
             messages.pop(0)

@@ -198,3 +198,33 @@ async def test_usage_reaches_system_stats(stack: Stack) -> None:
     assert data["channels"]["calls"] == 2 and data["channels"]["success"] == 2
     assert data["channels"]["byChannel"]["stats"]["avgLatencyMs"] is not None
     assert data["conversations"]["total"] == 2
+
+
+async def test_context_window_follows_the_preset(stack: Stack) -> None:
+    c = await stack.admin()
+    await c.post(
+        "/api/presets",
+        json={
+            "id": "short-memory",
+            "name": "Short",
+            "systemPrompt": "Be brief.",
+            "context": {"maxMessages": 3},
+            "modelParams": {"temperature": 0.2},
+        },
+    )
+    async with FakeProvider("openai") as fake:
+        await add_channel(c, fake, "ctx")
+        conversation = "web:window"
+        for word in ("one", "two", "three"):
+            await c.post(
+                "/api/chat", json={"message": word, "conversationId": conversation, "presetId": "short-memory"}
+            )
+        sent = fake.last.body
+        # maxMessages 3 counts the new message: the last two before it, then it, after the system prompt.
+        assert sent["messages"] == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "two"},
+            {"role": "assistant", "content": "two"},
+            {"role": "user", "content": "three"},
+        ]
+        assert sent["temperature"] == 0.2
