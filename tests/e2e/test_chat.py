@@ -228,3 +228,23 @@ async def test_context_window_follows_the_preset(stack: Stack) -> None:
             {"role": "user", "content": "three"},
         ]
         assert sent["temperature"] == 0.2
+
+
+async def test_a_client_that_leaves_mid_stream_does_not_stop_the_reply(stack: Stack) -> None:
+    c = await stack.admin()
+    async with FakeProvider("openai") as fake:
+        await add_channel(c, fake, "leave")
+        fake.script(stream([f"w{i} " for i in range(10)], interval=0.05))
+        body = {"message": "long answer please", "conversationId": "web:leaver"}
+        async with c.stream("POST", "/api/chat/stream", json=body) as r:
+            async for line in r.aiter_lines():
+                if line.startswith("data: ") and json.loads(line[6:])["type"] == "content":
+                    break  # the client goes away after the first token
+        async with asyncio.timeout(10):
+            while True:
+                messages = (await c.get("/api/conversations/web:leaver")).json()["data"]["messages"]
+                if len(messages) == 2:
+                    break
+                await asyncio.sleep(0.1)
+        assert messages[1]["content"] == "".join(f"w{i} " for i in range(10))
+        assert messages[1]["metadata"]["status"] == "ok"
