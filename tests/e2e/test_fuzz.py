@@ -18,8 +18,10 @@ MAX_EXAMPLES = 10
 # turn the rest of the run into 429s. Logout and refresh would revoke the token mid-run.
 CONFIG_WRITES = r"^(PUT /api/config|POST /api/config/rollback|PUT /api/settings|PUT /api/bot/config)$"
 # A stream never ends, so a request/response fuzzer would only wait on it; its bad input is tested by hand.
-# A chat turn calls an LLM: with no reachable provider it answers 502/503 CHANNEL_UNAVAILABLE by
-# contract (API.md §5), so generated turns would all be "server errors"; test_chat covers its bad input.
+# A chat turn and a channel test or model list call the provider a channel points at: generated
+# channels point at generated hosts, which must never be called from here (the only traffic allowed
+# is to this machine), and an unreachable provider is a 502 by contract (API.md §5). Their bad input
+# is covered by test_chat and test_channel_probe.
 SKIPPED = (
     "/api/auth/logout",
     "/api/logout",
@@ -29,6 +31,10 @@ SKIPPED = (
     "/api/chat/stream",
     "/api/llm/chat",
     "/chat/send",
+    "/api/channels/test",
+    "/api/channels/fetch-models",
+    "/api/channels/{channel_id}/test",
+    "/api/channels/{channel_id}/models",
 )
 
 
