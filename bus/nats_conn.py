@@ -19,12 +19,17 @@ async def connect(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
         log.warning("nats error (%s): %r", name, e)
 
     async def disconnected_cb() -> None:
-        log.warning("nats disconnected (%s)", name)
+        nc = connection.get("nc")
+        if nc is not None and (nc.is_closed or nc.is_draining):
+            log.debug("nats connection closed (%s)", name)  # a shutdown, not an outage
+        else:
+            log.warning("nats disconnected (%s)", name)
 
     async def reconnected_cb() -> None:
         log.info("nats reconnected (%s)", name)
 
-    return await nats.connect(
+    connection: dict[str, NATS] = {}
+    nc = await nats.connect(
         servers=[u.strip() for u in url.split(",") if u.strip()],
         name=name,
         connect_timeout=connect_timeout,
@@ -36,6 +41,8 @@ async def connect(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
         reconnected_cb=reconnected_cb,
         pending_size=64 * 1024 * 1024,
     )
+    connection["nc"] = nc
+    return nc
 
 
 async def ensure_streams(nc: NATS, *, replicas: int = 1) -> None:

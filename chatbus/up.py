@@ -39,7 +39,11 @@ class Child:
         self.restarts: list[float] = []
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "chatbus", *self.argv], env=self.env)
+        # A session of its own: Ctrl-C reaches only `up`, which stops the children in order (SIGTERM),
+        # instead of every process getting the terminal's SIGINT and then `up`'s SIGTERM on top.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chatbus", *self.argv], env=self.env, start_new_session=True
+        )
 
     def check(self) -> bool:
         """Restart the child if it died; False when it keeps dying."""
