@@ -170,6 +170,7 @@ def create_app(config: EdgeConfig) -> Litestar:
             asyncpg.InterfaceError: handle_unavailable,
             asyncpg.PostgresConnectionError: handle_unavailable,
             asyncpg.CannotConnectNowError: handle_unavailable,
+            asyncpg.InternalClientError: handle_unavailable,
             Exception: handle_unexpected,
         },
         openapi_config=OpenAPIConfig(

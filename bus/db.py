@@ -27,18 +27,12 @@ SERVER_SETTINGS = {
 }
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool connections hold no session state (no advisory locks, LISTEN or SET), so the default
-    reset on release, one more round trip per query, is skipped."""
-
-
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        reset=_keep_session,
         server_settings=SERVER_SETTINGS,
         command_timeout=30,
         **kwargs,

@@ -64,7 +64,7 @@ async def _outage(stack: Stack, stop: Callable[[], None], start: Callable[[], ob
     assert traffic.acknowledged, "traffic flows before the outage"
     stop()
     down_since = time.monotonic()
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(3.0)
     health = await stack.client().get("/health")
     assert health.status_code == 503 and health.json()["data"]["status"] == "degraded"
     await asyncio.to_thread(start)
@@ -104,7 +104,20 @@ async def _nothing_lost(stack: Stack, traffic: Traffic) -> None:
     assert created == len(ids)  # nothing applied twice
 
 
-async def test_nats_restart_under_traffic(stack: Stack, servers: Servers) -> None:
+@pytest.fixture
+async def quick_stack(nats_url: str, database: str):  # type: ignore[no-untyped-def]
+    """A command caught in flight when NATS goes away waits for its timeout: keep that short here."""
+    s = Stack(nats_url, database)
+    await s.start(edges=0)
+    await s.add_edge(command_timeout=1.0)
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+async def test_nats_restart_under_traffic(quick_stack: Stack, servers: Servers) -> None:
+    stack = quick_stack
     if servers.nats is None:
         pytest.skip("needs the embedded NATS server to stop and start it (CHATBUS_TEST_NATS_URL is set)")
     nats_server = servers.nats
@@ -113,7 +126,8 @@ async def test_nats_restart_under_traffic(stack: Stack, servers: Servers) -> Non
     assert recovery < 10
 
 
-async def test_postgres_restart_under_traffic(stack: Stack, servers: Servers) -> None:
+async def test_postgres_restart_under_traffic(quick_stack: Stack, servers: Servers) -> None:
+    stack = quick_stack
     if servers.pg is None:
         pytest.skip("needs the embedded Postgres server to stop and start it (CHATBUS_TEST_DATABASE_URL is set)")
     pg = servers.pg
