@@ -77,7 +77,7 @@ class Decision:
 Projector = Callable[[asyncpg.Connection, RecordedEvent], Awaitable[None]]
 Handler = Callable[[asyncpg.Connection, CommandEnvelope], Awaitable[Decision]]
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "global_position, transaction_id::text::bigint AS transaction_id, stream_id, stream_version, event_id,"
     " event_type, schema_version, data, metadata, recorded_at"
 )
@@ -89,7 +89,7 @@ def _row_to_event(row: asyncpg.Record) -> RecordedEvent:
 
 async def load_stream(conn: asyncpg.Connection, stream_id: str) -> list[RecordedEvent]:
     rows = await conn.fetch(
-        f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version", stream_id
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version", stream_id
     )
     return [_row_to_event(r) for r in rows]
 
@@ -121,7 +121,7 @@ async def append_events(
                 SELECT s, v, e, t, sv, d::jsonb, $7::jsonb
                 FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::smallint[], $6::text[])
                      AS u(s, v, e, t, sv, d)
-                RETURNING {_EVENT_COLUMNS}""",
+                RETURNING {EVENT_COLUMNS}""",
             stream_ids,
             versions,
             event_ids,
@@ -139,7 +139,7 @@ async def read_feed(conn: asyncpg.Connection, after_tx: int, after_pos: int, lim
     """Events committed after (tx, pos), never past the oldest transaction still in flight,
     so an event committed late is not skipped."""
     rows = await conn.fetch(
-        f"""SELECT {_EVENT_COLUMNS} FROM events
+        f"""SELECT {EVENT_COLUMNS} FROM events
             WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
             ORDER BY transaction_id, global_position
@@ -261,7 +261,7 @@ async def fold_stream(
 async def load_last_event(conn: asyncpg.Connection, stream_id: str) -> RecordedEvent | None:
     """The newest event of a stream (for streams whose every event carries the full state)."""
     row = await conn.fetchrow(
-        f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1", stream_id
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1", stream_id
     )
     return _row_to_event(row) if row else None
 

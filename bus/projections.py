@@ -13,14 +13,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from bus.eventstore import Projector, RecordedEvent, load_checkpoint, read_feed, save_checkpoint
+from bus.eventstore import EVENT_COLUMNS, Projector, RecordedEvent, load_checkpoint, read_feed, save_checkpoint
 
 log = logging.getLogger("chatbus.projections")
-
-_EVENT_COLUMNS = (
-    "global_position, transaction_id::text::bigint AS transaction_id, stream_id, stream_version, event_id,"
-    " event_type, schema_version, data, metadata, recorded_at"
-)
 
 
 @dataclass(frozen=True)
@@ -33,7 +28,7 @@ class Projection:
 async def _apply_log(conn: asyncpg.Connection, projections: Sequence[Projection], events_table: str, batch: int) -> int:
     """Apply every event of `events_table`, in log order, to every projection; the count."""
     count = 0
-    cursor = conn.cursor(f"SELECT {_EVENT_COLUMNS} FROM {events_table} ORDER BY global_position", prefetch=batch)
+    cursor = conn.cursor(f"SELECT {EVENT_COLUMNS} FROM {events_table} ORDER BY global_position", prefetch=batch)
     async for row in cursor:
         event = RecordedEvent(**dict(row))
         for projection in projections:
@@ -237,3 +232,15 @@ class CatchUpRunner:
             except (OSError, asyncpg.PostgresError):
                 log.warning("projection %s: database error, retrying", self.projection.name, exc_info=True)
                 await asyncio.sleep(1)
+
+
+async def insert_row(conn: asyncpg.Connection, table: str, values: dict[str, Any]) -> None:
+    """INSERT one row from {column: value} (columns come from the projection's own mapping, never input)."""
+    marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    await conn.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})", *values.values())
+
+
+async def update_row(conn: asyncpg.Connection, table: str, key: tuple[str, Any], values: dict[str, Any]) -> None:
+    """UPDATE the columns in {column: value} of the row whose key column equals the key value."""
+    sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(values, start=2))
+    await conn.execute(f"UPDATE {table} SET {sets} WHERE {key[0]} = $1", key[1], *values.values())

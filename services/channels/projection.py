@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from bus.eventstore import RecordedEvent
-from bus.projections import Projection
+from bus.projections import Projection, insert_row, update_row
 
 COLUMNS = {
     "name": "name",
@@ -42,22 +42,18 @@ async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     channel_id = event.stream_id[len("channel-") :]
     data = event.data
     if event.event_type == "ChannelCreated":
-        values = _values(data["fields"])
-        values["status"] = "idle" if data["fields"].get("enabled", True) else "disabled"
-        cols = ["id", "created_at", "updated_at", "version", *values]
-        params = [channel_id, event.recorded_at, event.recorded_at, event.stream_version, *values.values()]
-        marks = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
-        await conn.execute(f"INSERT INTO channels ({', '.join(cols)}) VALUES ({marks})", *params)
+        row = {
+            "id": channel_id,
+            "created_at": event.recorded_at,
+            "updated_at": event.recorded_at,
+            "version": event.stream_version,
+            **_values(data["fields"]),
+            "status": "idle" if data["fields"].get("enabled", True) else "disabled",
+        }
+        await insert_row(conn, "channels", row)
     elif event.event_type == "ChannelUpdated":
-        values = _values(data["changes"])
-        sets = "".join(f", {col} = ${i}" for i, col in enumerate(values, start=4))
-        await conn.execute(
-            f"UPDATE channels SET updated_at = $2, version = $3{sets} WHERE id = $1",
-            channel_id,
-            event.recorded_at,
-            event.stream_version,
-            *values.values(),
-        )
+        changes = {"updated_at": event.recorded_at, "version": event.stream_version, **_values(data["changes"])}
+        await update_row(conn, "channels", ("id", channel_id), changes)
     elif event.event_type == "ChannelDeleted":
         await conn.execute("DELETE FROM channels WHERE id = $1", channel_id)
     elif event.event_type == "ChannelStatusChanged":

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from bus.eventstore import RecordedEvent
-from bus.projections import Projection
+from bus.projections import Projection, insert_row, update_row
 
 # camelCase document key -> column
 COLUMNS = {
@@ -34,23 +34,18 @@ async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     preset_id = event.stream_id[len("preset-") :]
     data = event.data
     if event.event_type == "PresetCreated":
-        values = _values(data["fields"])
-        cols = ["id", "type", "created_at", "updated_at", "version", *values]
-        params = [preset_id, data["type"], event.recorded_at, event.recorded_at, event.stream_version]
-        params.extend(values.values())
-        placeholders = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
-        await conn.execute(f"INSERT INTO presets ({', '.join(cols)}) VALUES ({placeholders})", *params)
+        row = {
+            "id": preset_id,
+            "type": data["type"],
+            "created_at": event.recorded_at,
+            "updated_at": event.recorded_at,
+            "version": event.stream_version,
+            **_values(data["fields"]),
+        }
+        await insert_row(conn, "presets", row)
     elif event.event_type == "PresetUpdated":
-        values = _values(data["changes"])
-        sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(values, start=4))
-        sets = f", {sets}" if sets else ""
-        await conn.execute(
-            f"UPDATE presets SET updated_at = $2, version = $3{sets} WHERE id = $1",
-            preset_id,
-            event.recorded_at,
-            event.stream_version,
-            *values.values(),
-        )
+        changes = {"updated_at": event.recorded_at, "version": event.stream_version, **_values(data["changes"])}
+        await update_row(conn, "presets", ("id", preset_id), changes)
     elif event.event_type == "PresetDeleted":
         await conn.execute("DELETE FROM presets WHERE id = $1", preset_id)
     elif event.event_type == "PresetDefaultChanged":
