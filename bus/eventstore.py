@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
+from bus.events import EventCatalog
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
 from schemas.errors import DomainError
 
@@ -194,9 +195,12 @@ class EventStore:
         projectors: Sequence[Projector] = (),
         *,
         on_commit: Callable[[], None] | None = None,
+        catalog: EventCatalog | None = None,
     ) -> None:
         self.pool = pool
         self.projectors = list(projectors)
+        # When set, every appended event must be a declared type (written at its schema version).
+        self.catalog = catalog
         # Called after a commit that wrote events (the relay's wake-up). Not Postgres NOTIFY: that
         # takes a global lock at commit and would serialise every writer.
         self.on_commit = on_commit
@@ -204,6 +208,19 @@ class EventStore:
     async def _stored_result(self, conn: asyncpg.Connection, command_id: uuid.UUID) -> CommandReply | None:
         stored = await conn.fetchval("SELECT result FROM processed_commands WHERE command_id = $1", command_id)
         return msgspec.convert(stored, CommandReply) if stored is not None else None
+
+    def _checked(self, appends: list[StreamAppend]) -> list[StreamAppend]:
+        if self.catalog is None:
+            return appends
+        catalog = self.catalog
+        return [
+            StreamAppend(
+                a.stream_id,
+                a.expected_version,
+                [NewEvent(e.event_type, e.data, catalog.get(e.event_type).version) for e in a.events],
+            )
+            for a in appends
+        ]
 
     async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
         """Decide and persist one command, once. A retried command id returns the stored reply."""
@@ -219,7 +236,8 @@ class EventStore:
                         # Refusals are not recorded: nothing changed, and a retry may be valid later.
                         stored = await self._stored_result(conn, envelope.command_id)
                         return stored if stored is not None else error_reply(exc)
-                    recorded = await append_events(conn, decision.appends, command_metadata(envelope))
+                    appends = self._checked(decision.appends)
+                    recorded = await append_events(conn, appends, command_metadata(envelope))
                     for event in recorded:
                         for project in self.projectors:
                             await project(conn, event)
@@ -249,12 +267,16 @@ class EventStore:
 
 
 async def fold_stream(
-    conn: asyncpg.Connection, stream_id: str, initial: S, evolve: Callable[[S, str, dict[str, Any]], S]
+    conn: asyncpg.Connection,
+    stream_id: str,
+    initial: S,
+    evolve: Callable[[S, Any], S],
+    catalog: EventCatalog,
 ) -> S:
-    """Load a stream and fold it into state with the domain's evolve function."""
+    """Load a stream and fold its typed events into state with the domain's evolve function."""
     state = initial
     for event in await load_stream(conn, stream_id):
-        state = evolve(state, event.event_type, event.data)
+        state = evolve(state, catalog.decode(event.event_type, event.schema_version, event.data))
     return state
 
 

@@ -6,23 +6,48 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from bus.eventstore import EVENT_COLUMNS, Projector, RecordedEvent, load_checkpoint, read_feed, save_checkpoint
+from bus.events import EventCatalog
+from bus.eventstore import EVENT_COLUMNS, RecordedEvent, load_checkpoint, read_feed, save_checkpoint
 
 log = logging.getLogger("chatbus.projections")
+
+# One function per event type: (connection, the stored event, its typed Struct).
+ProjectFn = Callable[[asyncpg.Connection, RecordedEvent, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Projection:
+    """Read tables kept by one function per event type. `apply` decodes a stored event into its
+    Struct (upcast by schema version) only when this projection handles its type."""
+
     name: str
     tables: tuple[str, ...]
-    apply: Projector
+    handlers: Mapping[type[msgspec.Struct], ProjectFn]
+    catalog: EventCatalog
+    _by_name: dict[str, ProjectFn] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = [t.__name__ for t in self.handlers if t.__name__ not in self.catalog]
+        if unknown:
+            raise ValueError(f"projection {self.name} handles undeclared event types {unknown}")
+        object.__setattr__(self, "_by_name", {t.__name__: fn for t, fn in self.handlers.items()})
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(t.__name__ for t in self.handlers)
+
+    async def apply(self, conn: asyncpg.Connection, recorded: RecordedEvent) -> None:
+        if recorded.event_type not in self._by_name:
+            return
+        event = self.catalog.decode(recorded.event_type, recorded.schema_version, recorded.data)
+        await self._by_name[recorded.event_type](conn, recorded, event)
 
 
 async def _apply_log(conn: asyncpg.Connection, projections: Sequence[Projection], events_table: str, batch: int) -> int:

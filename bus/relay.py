@@ -14,9 +14,9 @@ import msgspec
 from nats.aio.client import Client as NATS
 
 from bus import db, subjects
+from bus.events import EventCatalog, UnknownEventType
 from bus.eventstore import RecordedEvent, load_checkpoint, read_feed, save_checkpoint
 from schemas.envelope import EventMessage
-from schemas.events import domain_of
 from schemas.secrets import mask
 
 log = logging.getLogger("chatbus.relay")
@@ -47,6 +47,7 @@ class Relay:
         self,
         dsn: str,
         nc: NATS,
+        catalog: EventCatalog,
         *,
         batch: int = 1000,
         poll_interval: float = 0.5,
@@ -54,6 +55,7 @@ class Relay:
     ) -> None:
         self.dsn = dsn
         self.nc = nc
+        self.catalog = catalog
         self.js = nc.jetstream(timeout=10)
         self.batch = batch
         self.poll_interval = poll_interval
@@ -72,7 +74,7 @@ class Relay:
         # Published in feed order, acks awaited together: one round trip per batch, not per event.
         acks = [
             await self.js.publish_async(
-                subjects.event(domain_of(e.event_type), e.event_type),
+                self._subject(e.event_type),
                 _encode(to_message(e)),
                 headers={"Nats-Msg-Id": str(e.event_id)},
             )
@@ -84,6 +86,15 @@ class Relay:
         if self.on_published:
             self.on_published(len(events))
         return len(events)
+
+    def _subject(self, event_type: str) -> str:
+        try:
+            return subjects.event(self.catalog.domain_of(event_type), event_type)
+        except UnknownEventType:
+            # The store refuses undeclared types, so this is a type whose domain was removed: it is
+            # still published (the feed must not stall) but under a subject that says so.
+            log.error("event type %s is declared by no domain; published as events.unknown.%s", event_type, event_type)
+            return subjects.event("unknown", event_type)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

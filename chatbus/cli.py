@@ -270,8 +270,9 @@ async def _store_password(dsn: str, username: str, password: str) -> int:
 
 def _schemas(out: str | None) -> int:
     from schemas.export import event_schemas
+    from services.registry import CATALOG
 
-    docs = event_schemas()
+    docs = event_schemas((t.domain, t.struct) for t in CATALOG)
     if out is None:
         print(json.dumps(docs, indent=2))
         return 0

@@ -228,7 +228,7 @@ class RelayProcess:
 async def start_relay(nats_url: str, dsn: str, *, batch: int = 1000) -> RelayProcess:
     nc = await nats_conn.connect(nats_url, name="relay")
     await nats_conn.ensure_streams(nc)
-    relay = Relay(dsn, nc, batch=batch)
+    relay = Relay(dsn, nc, registry.CATALOG, batch=batch)
     stop = asyncio.Event()
     heartbeat = Heartbeat(nc, "relay")
     await heartbeat.start()

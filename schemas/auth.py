@@ -98,3 +98,6 @@ class TokenRevoked(msgspec.Struct, kw_only=True):
 class LoginLinkConsumed(msgspec.Struct, kw_only=True):
     jti: str
     username: str
+
+
+AuthEvent = UserCreated | PasswordChanged | LoginSucceeded | LoginFailed | TokenRevoked | LoginLinkConsumed

@@ -169,3 +169,6 @@ class ChannelStatusChanged(msgspec.Struct, kw_only=True):
     cooldown_until: float | None = None
     tested_at: float | None = None
     consecutive_failures: int = 0
+
+
+ChannelEvent = ChannelCreated | ChannelUpdated | ChannelDeleted | ChannelStatusChanged

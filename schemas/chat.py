@@ -92,3 +92,6 @@ class ConversationCleared(msgspec.Struct, kw_only=True):
 
 class ConversationDeleted(msgspec.Struct, kw_only=True):
     conversation_id: str
+
+
+ChatEvent = ConversationStarted | MessageAdded | ConversationCleared | ConversationDeleted

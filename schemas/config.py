@@ -162,3 +162,6 @@ class ConfigRolledBack(msgspec.Struct, kw_only=True):
     document: dict[str, Any]
     paths: list[str]
     to_version: int
+
+
+ConfigEvent = ConfigChanged | ConfigRolledBack

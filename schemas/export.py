@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from schemas.envelope import EventMessage
-from schemas.events import EVENT_TYPES
 from schemas.secrets import HIDDEN_KEYS
 
 
-def event_schemas() -> dict[str, Any]:
-    """`EventMessage` (the envelope of every published event) and the `data` of each event type,
-    keyed by name, with the subject each is published on."""
+def event_schemas(event_types: Iterable[tuple[str, type[msgspec.Struct]]]) -> dict[str, Any]:
+    """`EventMessage` (the envelope of every published event) and the `data` of each event type
+    (given as `(domain, Struct)`), keyed by name, with the subject each is published on."""
     docs: dict[str, Any] = {"EventMessage": msgspec.json.schema(EventMessage)}
-    for name, (domain, struct) in sorted(EVENT_TYPES.items()):
+    for domain, struct in sorted(event_types, key=lambda t: t[1].__name__):
+        name = struct.__name__
         schema = msgspec.json.schema(struct)
         definition = schema.get("$defs", {}).get(name)
         if definition is not None:

@@ -53,7 +53,7 @@ class GroupLoginBody(msgspec.Struct):
     code: Annotated[str, Meta(min_length=6, max_length=6, pattern=r"^[A-Za-z0-9]+\Z")]
 
 
-# ---- commands (cmd.groupadmin.*) ----
+# ---- commands (cmd.group_admin.*) ----
 
 
 class UpdateGroupConfig(msgspec.Struct, kw_only=True):
@@ -98,3 +98,6 @@ class GroupLoginCodeIssued(msgspec.Struct, kw_only=True):
 
 class GroupLoginCodeRedeemed(msgspec.Struct, kw_only=True):
     group_id: str
+
+
+GroupAdminEvent = GroupConfigSet | GroupConfigDeleted | GroupLoginCodeIssued | GroupLoginCodeRedeemed

@@ -186,3 +186,6 @@ class DefaultPresetChanged(msgspec.Struct, kw_only=True):
 
     preset_id: str
     previous_id: str | None = None
+
+
+PresetEvent = PresetCreated | PresetUpdated | PresetDeleted | PresetDefaultChanged | DefaultPresetChanged

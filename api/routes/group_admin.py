@@ -90,7 +90,7 @@ class GroupAdminController(Controller):
         body = await json_object_body(request, max_bytes=MAX_BODY_BYTES)
         expected = expected_version(request, body)
         await commands.send(
-            request, "groupadmin", "update", {"group_id": group_id, "patch": body, "expected_version": expected}
+            request, "group_admin", "update", {"group_id": group_id, "patch": body, "expected_version": expected}
         )
         return ok(await _view(request, group_id))
 
@@ -98,14 +98,14 @@ class GroupAdminController(Controller):
     async def delete_config(self, request: Request[Any, Any, Any], group_id: str) -> Response[bytes]:
         group_id = _check_group_id(group_id)
         _require_group(principal_of(request), group_id)
-        await commands.send(request, "groupadmin", "delete", {"group_id": group_id})
+        await commands.send(request, "group_admin", "delete", {"group_id": group_id})
         return ok(await _view(request, group_id))
 
 
 @post("/api/group-admin/login", status_code=200, tags=["group-admin"])
 async def group_login(request: Request[Any, Any, Any], data: GroupLoginBody) -> Response[bytes]:
     """Trade a single-use 6-character code (from `#群管理面板` in the group) for a group-scoped token."""
-    reply = await commands.send(request, "groupadmin", "redeem_code", {"code": data.code.upper()}, anonymous=True)
+    reply = await commands.send(request, "group_admin", "redeem_code", {"code": data.code.upper()}, anonymous=True)
     group_id = reply.result["groupId"]
     token, claims = issue_session(request, f"group-admin:{group_id}", f"group:{group_id}")
     response = ok(

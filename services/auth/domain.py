@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
-import msgspec
-
-from schemas.auth import LoginLinkConsumed, PasswordChanged, UserCreated
+from bus.events import EventCatalog
+from schemas.auth import (
+    AuthEvent,
+    LoginFailed,
+    LoginLinkConsumed,
+    LoginSucceeded,
+    PasswordChanged,
+    TokenRevoked,
+    UserCreated,
+)
 from schemas.errors import DomainError
 
 LOCKOUT_FAILURES = 5
@@ -31,27 +37,33 @@ class UserState:
     version: int = 0
 
 
-def evolve(state: UserState, event_type: str, data: dict[str, Any]) -> UserState:
+EVENTS = EventCatalog.of(
+    "auth", UserCreated, PasswordChanged, LoginSucceeded, LoginFailed, TokenRevoked, LoginLinkConsumed
+)
+
+
+def evolve(state: UserState, event: AuthEvent) -> UserState:
     version = state.version + 1
-    if event_type == "UserCreated":
-        return UserState(state.username, True, data["password_hash"], data.get("scope", "admin"), version)
-    if event_type == "PasswordChanged":
-        return replace(state, password_hash=data["password_hash"], version=version)
+    match event:
+        case UserCreated(password_hash=password_hash, scope=scope):
+            return UserState(state.username, True, password_hash, scope, version)
+        case PasswordChanged(password_hash=password_hash):
+            return replace(state, password_hash=password_hash, version=version)
     return replace(state, version=version)
 
 
-def evolve_link(consumed: bool, event_type: str, data: dict[str, Any]) -> bool:
-    return consumed or event_type == "LoginLinkConsumed"
+def evolve_link(consumed: bool, event: AuthEvent) -> bool:
+    return consumed or isinstance(event, LoginLinkConsumed)
 
 
-def decide_set_password(state: UserState, password_hash: str, scope: str = "admin") -> list[msgspec.Struct]:
+def decide_set_password(state: UserState, password_hash: str, scope: str = "admin") -> list[AuthEvent]:
     """Create the user, or change the password of an existing one (admin bootstrap, `set-password`)."""
     if not state.exists:
         return [UserCreated(username=state.username, password_hash=password_hash, scope=scope)]
     return [PasswordChanged(password_hash=password_hash)]
 
 
-def decide_change_password(state: UserState, old_ok: bool, new_hash: str) -> list[msgspec.Struct]:
+def decide_change_password(state: UserState, old_ok: bool, new_hash: str) -> list[AuthEvent]:
     if not state.exists:
         raise DomainError("NOT_FOUND", "user not found")
     if not old_ok:
@@ -68,7 +80,7 @@ def check_lockout(recent_failures: int) -> None:
         )
 
 
-def decide_consume_link(consumed: bool, jti: str, username: str) -> list[msgspec.Struct]:
+def decide_consume_link(consumed: bool, jti: str, username: str) -> list[AuthEvent]:
     if consumed:
         raise DomainError("INVALID_TOKEN", "this login link has already been used")
     return [LoginLinkConsumed(jti=jti, username=username)]

@@ -4,6 +4,7 @@ a thread), so a transaction never waits on argon2."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import msgspec
@@ -37,11 +38,11 @@ from services.auth.domain import UserState, user_stream
 async def load_user(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> UserState:
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as c:
-            return await fold_stream(c, user_stream(username), UserState(username), domain.evolve)
-    return await fold_stream(conn, user_stream(username), UserState(username), domain.evolve)
+            return await fold_stream(c, user_stream(username), UserState(username), domain.evolve, domain.EVENTS)
+    return await fold_stream(conn, user_stream(username), UserState(username), domain.evolve, domain.EVENTS)
 
 
-def _append_to_user(events: list[msgspec.Struct], *, result: object = None, check: int | None = None) -> Handler:
+def _append_to_user(events: Sequence[msgspec.Struct], *, result: object = None, check: int | None = None) -> Handler:
     """A handler appending events at the stream's current version. With `check`, the version must
     still be `check` (the state the caller decided on)."""
 
@@ -104,7 +105,7 @@ class AuthCommands:
         async def handler(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
             cmd = payload_of(env, ConsumeLoginLink)
             stream = domain.link_stream(cmd.jti)
-            consumed = await fold_stream(conn, stream, False, domain.evolve_link)
+            consumed = await fold_stream(conn, stream, False, domain.evolve_link, domain.EVENTS)
             events = domain.decide_consume_link(consumed, cmd.jti, cmd.username)
             return Decision([StreamAppend(stream, 0, [event_from_struct(e) for e in events])])
 

@@ -8,46 +8,80 @@ import asyncpg
 
 from bus.eventstore import RecordedEvent
 from bus.projections import Projection
+from schemas.auth import LoginFailed, LoginSucceeded, PasswordChanged, TokenRevoked, UserCreated
+from services.auth.domain import EVENTS
 
 
-async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
-    if not event.stream_id.startswith("user-"):
-        return
-    username = event.stream_id[len("user-") :]
-    data = event.data
-    kind = event.event_type
-    if kind == "UserCreated":
-        await conn.execute(
-            "INSERT INTO users (username, password_hash, scope, created_at, version) VALUES ($1, $2, $3, $4, $5)",
-            username,
-            data["password_hash"],
-            data.get("scope", "admin"),
-            event.recorded_at,
-            event.stream_version,
-        )
-        return
-    await conn.execute("UPDATE users SET version = $2 WHERE username = $1", username, event.stream_version)
-    if kind == "PasswordChanged":
-        await conn.execute("UPDATE users SET password_hash = $2 WHERE username = $1", username, data["password_hash"])
-    elif kind == "LoginSucceeded":
-        await conn.execute("UPDATE users SET last_login_at = $2 WHERE username = $1", username, event.recorded_at)
-        await conn.execute(
-            "DELETE FROM login_failures WHERE username = $1 AND client_ip = $2", username, data["client_ip"]
-        )
-    elif kind == "LoginFailed":
-        await conn.execute(
-            "INSERT INTO login_failures (username, client_ip, failed_at) VALUES ($1, $2, $3)",
-            username,
-            data["client_ip"],
-            event.recorded_at,
-        )
-    elif kind == "TokenRevoked":
-        await conn.execute(
-            "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            data["jti"],
-            datetime.fromtimestamp(data["expires_at"], UTC),
-            event.recorded_at,
-        )
+def _username(recorded: RecordedEvent) -> str:
+    return recorded.stream_id.removeprefix("user-")
 
 
-PROJECTION = Projection(name="auth", tables=("users", "revoked_tokens", "login_failures"), apply=project)
+async def _bump(conn: asyncpg.Connection, recorded: RecordedEvent) -> None:
+    await conn.execute(
+        "UPDATE users SET version = $2 WHERE username = $1", _username(recorded), recorded.stream_version
+    )
+
+
+async def user_created(conn: asyncpg.Connection, recorded: RecordedEvent, event: UserCreated) -> None:
+    await conn.execute(
+        "INSERT INTO users (username, password_hash, scope, created_at, version) VALUES ($1, $2, $3, $4, $5)",
+        _username(recorded),
+        event.password_hash,
+        event.scope,
+        recorded.recorded_at,
+        recorded.stream_version,
+    )
+
+
+async def password_changed(conn: asyncpg.Connection, recorded: RecordedEvent, event: PasswordChanged) -> None:
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, version = $3 WHERE username = $1",
+        _username(recorded),
+        event.password_hash,
+        recorded.stream_version,
+    )
+
+
+async def login_succeeded(conn: asyncpg.Connection, recorded: RecordedEvent, event: LoginSucceeded) -> None:
+    username = _username(recorded)
+    await conn.execute(
+        "UPDATE users SET last_login_at = $2, version = $3 WHERE username = $1",
+        username,
+        recorded.recorded_at,
+        recorded.stream_version,
+    )
+    await conn.execute("DELETE FROM login_failures WHERE username = $1 AND client_ip = $2", username, event.client_ip)
+
+
+async def login_failed(conn: asyncpg.Connection, recorded: RecordedEvent, event: LoginFailed) -> None:
+    await _bump(conn, recorded)
+    await conn.execute(
+        "INSERT INTO login_failures (username, client_ip, failed_at) VALUES ($1, $2, $3)",
+        _username(recorded),
+        event.client_ip,
+        recorded.recorded_at,
+    )
+
+
+async def token_revoked(conn: asyncpg.Connection, recorded: RecordedEvent, event: TokenRevoked) -> None:
+    await _bump(conn, recorded)
+    await conn.execute(
+        "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        event.jti,
+        datetime.fromtimestamp(event.expires_at, UTC),
+        recorded.recorded_at,
+    )
+
+
+PROJECTION = Projection(
+    name="auth",
+    tables=("users", "revoked_tokens", "login_failures"),
+    handlers={
+        UserCreated: user_created,
+        PasswordChanged: password_changed,
+        LoginSucceeded: login_succeeded,
+        LoginFailed: login_failed,
+        TokenRevoked: token_revoked,
+    },
+    catalog=EVENTS,
+)

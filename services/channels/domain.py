@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 import msgspec
 
-from schemas.channels import ChannelCreated, ChannelDeleted, ChannelFields, ChannelStatusChanged, ChannelUpdated
+from bus.events import EventCatalog
+from schemas.channels import (
+    ChannelCreated,
+    ChannelDeleted,
+    ChannelEvent,
+    ChannelFields,
+    ChannelStatus,
+    ChannelStatusChanged,
+    ChannelUpdated,
+)
 from schemas.errors import DomainError
 from schemas.secrets import keep_masked
 
@@ -39,22 +48,26 @@ class ChannelState:
     version: int = 0
 
 
-def evolve(state: ChannelState, event_type: str, data: dict[str, Any]) -> ChannelState:
+EVENTS = EventCatalog.of("channels", ChannelCreated, ChannelUpdated, ChannelDeleted, ChannelStatusChanged)
+
+
+def evolve(state: ChannelState, event: ChannelEvent) -> ChannelState:
     version = state.version + 1
-    if event_type == "ChannelCreated":
-        return ChannelState(state.id, True, dict(data["fields"]), "idle", 0, None, version)
-    if event_type == "ChannelUpdated":
-        return replace(state, fields={**state.fields, **data["changes"]}, version=version)
-    if event_type == "ChannelDeleted":
-        return ChannelState(state.id, version=version)
-    if event_type == "ChannelStatusChanged":
-        return replace(
-            state,
-            status=data["status"],
-            consecutive_failures=data.get("consecutive_failures", 0),
-            cooldown_until=data.get("cooldown_until"),
-            version=version,
-        )
+    match event:
+        case ChannelCreated(fields=fields):
+            return ChannelState(state.id, True, dict(fields), "idle", 0, None, version)
+        case ChannelUpdated(changes=changes):
+            return replace(state, fields={**state.fields, **changes}, version=version)
+        case ChannelDeleted():
+            return ChannelState(state.id, version=version)
+        case ChannelStatusChanged():
+            return replace(
+                state,
+                status=event.status,
+                consecutive_failures=event.consecutive_failures,
+                cooldown_until=event.cooldown_until,
+                version=version,
+            )
     return replace(state, version=version)
 
 
@@ -87,7 +100,7 @@ def _require(state: ChannelState) -> None:
         raise DomainError("CHANNEL_NOT_FOUND", f"channel '{state.id}' not found")
 
 
-def decide_create(state: ChannelState, fields: dict[str, Any]) -> list[msgspec.Struct]:
+def decide_create(state: ChannelState, fields: dict[str, Any]) -> list[ChannelEvent]:
     if not ID_PATTERN.fullmatch(state.id):
         raise DomainError("VALIDATION_ERROR", "id must be 1..64 characters of [A-Za-z0-9_-]")
     if state.exists:
@@ -95,7 +108,7 @@ def decide_create(state: ChannelState, fields: dict[str, Any]) -> list[msgspec.S
     return [ChannelCreated(id=state.id, fields=validate_fields(fields))]
 
 
-def decide_update(state: ChannelState, changes: dict[str, Any], expected: int | None) -> list[msgspec.Struct]:
+def decide_update(state: ChannelState, changes: dict[str, Any], expected: int | None) -> list[ChannelEvent]:
     _require(state)
     if expected is not None and expected != state.version:
         raise DomainError(
@@ -105,21 +118,21 @@ def decide_update(state: ChannelState, changes: dict[str, Any], expected: int | 
         )
     merged = validate_fields({**state.fields, **keep_masked(state.fields, changes)})
     effective = {k: merged.get(k) for k in changes if state.fields.get(k) != merged.get(k)}
-    events: list[msgspec.Struct] = [ChannelUpdated(changes=effective)] if effective else []
+    events: list[ChannelEvent] = [ChannelUpdated(changes=effective)] if effective else []
     if "enabled" in effective:
-        status = "idle" if merged["enabled"] else "disabled"
-        events.append(ChannelStatusChanged(status=status))  # type: ignore[arg-type]
+        status: ChannelStatus = "idle" if merged["enabled"] else "disabled"
+        events.append(ChannelStatusChanged(status=status))
     return events
 
 
-def decide_delete(state: ChannelState) -> list[msgspec.Struct]:
+def decide_delete(state: ChannelState) -> list[ChannelEvent]:
     _require(state)
     return [ChannelDeleted(id=state.id)]
 
 
 def decide_health(
     state: ChannelState, *, ok: bool, error: str | None, retry_after: float | None, tested: bool, now: float
-) -> list[msgspec.Struct]:
+) -> list[ChannelEvent]:
     """The outcome of a call or a test. A channel in `error` leaves it only through a successful test."""
     _require(state)
     if not state.fields.get("enabled", True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -18,10 +18,10 @@ from services.channels.domain import ChannelState, stream_id
 
 
 async def load_channel(conn: asyncpg.Connection, channel_id: str) -> ChannelState:
-    return await fold_stream(conn, stream_id(channel_id), ChannelState(channel_id), domain.evolve)
+    return await fold_stream(conn, stream_id(channel_id), ChannelState(channel_id), domain.evolve, domain.EVENTS)
 
 
-def _append(state: ChannelState, events: list[msgspec.Struct]) -> list[StreamAppend]:
+def _append(state: ChannelState, events: Sequence[msgspec.Struct]) -> list[StreamAppend]:
     return [StreamAppend(stream_id(state.id), state.version, [event_from_struct(e) for e in events])] if events else []
 
 

@@ -19,7 +19,7 @@ from services.channels import domain, queries
 from services.channels.handlers import record_health
 from services.channels.providers.base import ProviderError
 from services.channels.providers.registry import ADAPTERS, HttpClients
-from services.chat.selection import pick_key
+from services.channels.selection import pick_key
 
 TEST_PROMPT = "Reply with the single word: pong"
 

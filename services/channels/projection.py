@@ -9,6 +9,8 @@ import asyncpg
 
 from bus.eventstore import RecordedEvent
 from bus.projections import Projection, insert_row, update_row
+from schemas.channels import ChannelCreated, ChannelDeleted, ChannelStatusChanged, ChannelUpdated
+from services.channels.domain import EVENTS
 
 COLUMNS = {
     "name": "name",
@@ -36,38 +38,53 @@ def _time(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
 
 
-async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
-    if not event.stream_id.startswith("channel-"):
-        return
-    channel_id = event.stream_id[len("channel-") :]
-    data = event.data
-    if event.event_type == "ChannelCreated":
-        row = {
-            "id": channel_id,
-            "created_at": event.recorded_at,
-            "updated_at": event.recorded_at,
-            "version": event.stream_version,
-            **_values(data["fields"]),
-            "status": "idle" if data["fields"].get("enabled", True) else "disabled",
-        }
-        await insert_row(conn, "channels", row)
-    elif event.event_type == "ChannelUpdated":
-        changes = {"updated_at": event.recorded_at, "version": event.stream_version, **_values(data["changes"])}
-        await update_row(conn, "channels", ("id", channel_id), changes)
-    elif event.event_type == "ChannelDeleted":
-        await conn.execute("DELETE FROM channels WHERE id = $1", channel_id)
-    elif event.event_type == "ChannelStatusChanged":
-        await conn.execute(
-            """UPDATE channels SET status = $2, last_error = $3, cooldown_until = $4,
-                   tested_at = coalesce($5, tested_at), version = $6
-               WHERE id = $1""",
-            channel_id,
-            data["status"],
-            data.get("last_error"),
-            _time(data.get("cooldown_until")),
-            _time(data.get("tested_at")),
-            event.stream_version,
-        )
+def _channel_id(recorded: RecordedEvent) -> str:
+    return recorded.stream_id.removeprefix("channel-")
 
 
-PROJECTION = Projection(name="channels", tables=("channels",), apply=project)
+async def created(conn: asyncpg.Connection, recorded: RecordedEvent, event: ChannelCreated) -> None:
+    row = {
+        "id": _channel_id(recorded),
+        "created_at": recorded.recorded_at,
+        "updated_at": recorded.recorded_at,
+        "version": recorded.stream_version,
+        **_values(event.fields),
+        "status": "idle" if event.fields.get("enabled", True) else "disabled",
+    }
+    await insert_row(conn, "channels", row)
+
+
+async def updated(conn: asyncpg.Connection, recorded: RecordedEvent, event: ChannelUpdated) -> None:
+    changes = {"updated_at": recorded.recorded_at, "version": recorded.stream_version, **_values(event.changes)}
+    await update_row(conn, "channels", ("id", _channel_id(recorded)), changes)
+
+
+async def deleted(conn: asyncpg.Connection, recorded: RecordedEvent, event: ChannelDeleted) -> None:
+    await conn.execute("DELETE FROM channels WHERE id = $1", _channel_id(recorded))
+
+
+async def status_changed(conn: asyncpg.Connection, recorded: RecordedEvent, event: ChannelStatusChanged) -> None:
+    await conn.execute(
+        """UPDATE channels SET status = $2, last_error = $3, cooldown_until = $4,
+               tested_at = coalesce($5, tested_at), version = $6
+           WHERE id = $1""",
+        _channel_id(recorded),
+        event.status,
+        event.last_error,
+        _time(event.cooldown_until),
+        _time(event.tested_at),
+        recorded.stream_version,
+    )
+
+
+PROJECTION = Projection(
+    name="channels",
+    tables=("channels",),
+    handlers={
+        ChannelCreated: created,
+        ChannelUpdated: updated,
+        ChannelDeleted: deleted,
+        ChannelStatusChanged: status_changed,
+    },
+    catalog=EVENTS,
+)

@@ -2,68 +2,78 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
+from bus.events import EventCatalog
 from bus.eventstore import RecordedEvent
 from bus.projections import Projection
+from schemas.chat import ConversationCleared, ConversationDeleted, ConversationStarted, MessageAdded
 
 PREFIX = "conversation-"
+EVENTS = EventCatalog.of("chat", ConversationStarted, MessageAdded, ConversationCleared, ConversationDeleted)
 
 
-async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
-    if not event.stream_id.startswith(PREFIX):
-        return
-    conversation_id = event.stream_id[len(PREFIX) :]
-    data = event.data
-    kind = event.event_type
-    if kind == "ConversationStarted":
-        await conn.execute(
-            """INSERT INTO conversations (id, user_id, group_id, platform, creator, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $6)
-               ON CONFLICT (id) DO UPDATE SET message_count = 0, last_message = NULL, context_from = 0,
-                   title = '', created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at""",
-            conversation_id,
-            data.get("user_id"),
-            data.get("group_id"),
-            data.get("platform", "web"),
-            data.get("creator", ""),
-            event.recorded_at,
-        )
-    elif kind == "MessageAdded":
-        seq = await conn.fetchval(
-            """UPDATE conversations SET message_count = message_count + 1, last_message = left($2, 200),
-                   updated_at = $3, title = CASE WHEN title = '' AND $4 = 'user' THEN left($2, 60) ELSE title END
-               WHERE id = $1 RETURNING message_count""",
-            conversation_id,
-            data["content"],
-            event.recorded_at,
-            data["role"],
-        )
-        await conn.execute(
-            """INSERT INTO messages (conversation_id, seq, message_id, role, content, tool_calls, metadata, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            conversation_id,
-            seq,
-            data["message_id"],
-            data["role"],
-            data["content"],
-            data.get("tool_calls", []),
-            data.get("metadata", {}),
-            event.recorded_at,
-        )
-        if data["role"] == "assistant":
-            await _count_call(conn, data.get("metadata", {}))
-    elif kind == "ConversationCleared":
-        await conn.execute(
-            "UPDATE conversations SET context_from = message_count, updated_at = $2 WHERE id = $1",
-            conversation_id,
-            event.recorded_at,
-        )
-    elif kind == "ConversationDeleted":
-        await conn.execute("DELETE FROM conversations WHERE id = $1", conversation_id)
+def _conversation_id(recorded: RecordedEvent) -> str:
+    return recorded.stream_id.removeprefix(PREFIX)
 
 
-async def _count_call(conn: asyncpg.Connection, meta: dict[str, object]) -> None:
+async def started(conn: asyncpg.Connection, recorded: RecordedEvent, event: ConversationStarted) -> None:
+    await conn.execute(
+        """INSERT INTO conversations (id, user_id, group_id, platform, creator, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $6)
+           ON CONFLICT (id) DO UPDATE SET message_count = 0, last_message = NULL, context_from = 0,
+               title = '', created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at""",
+        _conversation_id(recorded),
+        event.user_id,
+        event.group_id,
+        event.platform,
+        event.creator,
+        recorded.recorded_at,
+    )
+
+
+async def message_added(conn: asyncpg.Connection, recorded: RecordedEvent, event: MessageAdded) -> None:
+    conversation_id = _conversation_id(recorded)
+    seq = await conn.fetchval(
+        """UPDATE conversations SET message_count = message_count + 1, last_message = left($2, 200),
+               updated_at = $3, title = CASE WHEN title = '' AND $4 = 'user' THEN left($2, 60) ELSE title END
+           WHERE id = $1 RETURNING message_count""",
+        conversation_id,
+        event.content,
+        recorded.recorded_at,
+        event.role,
+    )
+    await conn.execute(
+        """INSERT INTO messages (conversation_id, seq, message_id, role, content, tool_calls, metadata, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        conversation_id,
+        seq,
+        event.message_id,
+        event.role,
+        event.content,
+        event.tool_calls,
+        event.metadata,
+        recorded.recorded_at,
+    )
+    if event.role == "assistant":
+        await _count_call(conn, event.metadata)
+
+
+async def cleared(conn: asyncpg.Connection, recorded: RecordedEvent, event: ConversationCleared) -> None:
+    await conn.execute(
+        "UPDATE conversations SET context_from = message_count, updated_at = $2 WHERE id = $1",
+        _conversation_id(recorded),
+        recorded.recorded_at,
+    )
+
+
+async def deleted(conn: asyncpg.Connection, recorded: RecordedEvent, event: ConversationDeleted) -> None:
+    await conn.execute("DELETE FROM conversations WHERE id = $1", _conversation_id(recorded))
+
+
+async def _count_call(conn: asyncpg.Connection, meta: dict[str, Any]) -> None:
     tried_list = meta.get("channelsTried")
     for tried in tried_list if isinstance(tried_list, list) else []:
         if isinstance(tried, dict) and tried.get("error") and tried.get("id") != meta.get("channelId"):
@@ -74,7 +84,7 @@ async def _count_call(conn: asyncpg.Connection, meta: dict[str, object]) -> None
         )
 
 
-async def _upsert(conn: asyncpg.Connection, channel_id: str, model: str, *, ok: bool, meta: dict[str, object]) -> None:
+async def _upsert(conn: asyncpg.Connection, channel_id: str, model: str, *, ok: bool, meta: dict[str, Any]) -> None:
     usage = meta.get("usage") or {}
     ttft = meta.get("ttftMs")
     await conn.execute(
@@ -93,10 +103,20 @@ async def _upsert(conn: asyncpg.Connection, channel_id: str, model: str, *, ok: 
         int(not ok),
         int(usage.get("promptTokens", 0)) if isinstance(usage, dict) else 0,
         int(usage.get("completionTokens", 0)) if isinstance(usage, dict) else 0,
-        float(meta.get("latencyMs") or 0),  # type: ignore[arg-type]
-        float(ttft or 0),  # type: ignore[arg-type]
+        float(meta.get("latencyMs") or 0),
+        float(ttft or 0),
         int(ttft is not None),
     )
 
 
-PROJECTION = Projection(name="chat", tables=("conversations", "messages", "channel_stats"), apply=project)
+PROJECTION = Projection(
+    name="chat",
+    tables=("conversations", "messages", "channel_stats"),
+    handlers={
+        ConversationStarted: started,
+        MessageAdded: message_added,
+        ConversationCleared: cleared,
+        ConversationDeleted: deleted,
+    },
+    catalog=EVENTS,
+)

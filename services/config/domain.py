@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from schemas.config import SECTIONS, ConfigChanged, ConfigDocument, ConfigRolledBack
+from bus.events import EventCatalog
+from schemas.config import SECTIONS, ConfigChanged, ConfigDocument, ConfigEvent, ConfigRolledBack
 from schemas.errors import DomainError
 from schemas.secrets import keep_masked
 
@@ -27,10 +28,11 @@ class ConfigState:
     version: int = 0
 
 
-def evolve(state: ConfigState, event_type: str, data: dict[str, Any]) -> ConfigState:
-    if event_type in ("ConfigChanged", "ConfigRolledBack"):
-        return ConfigState(data["document"], state.version + 1)
-    return ConfigState(state.document, state.version + 1)
+EVENTS = EventCatalog.of("config", ConfigChanged, ConfigRolledBack)
+
+
+def evolve(state: ConfigState, event: ConfigEvent) -> ConfigState:
+    return ConfigState(event.document, state.version + 1)
 
 
 def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def _check_version(state: ConfigState, expected: int | None) -> None:
         )
 
 
-def decide_update(state: ConfigState, patch: dict[str, Any], expected: int | None) -> list[msgspec.Struct]:
+def decide_update(state: ConfigState, patch: dict[str, Any], expected: int | None) -> list[ConfigEvent]:
     _check_version(state, expected)
     if not patch:
         raise DomainError("INVALID_CONFIG", "empty config update")
@@ -103,7 +105,7 @@ def decide_update(state: ConfigState, patch: dict[str, Any], expected: int | Non
     return [ConfigChanged(document=document, paths=paths)] if paths else []
 
 
-def decide_rollback(state: ConfigState, target: ConfigState) -> list[msgspec.Struct]:
+def decide_rollback(state: ConfigState, target: ConfigState) -> list[ConfigEvent]:
     document = validate(target.document)
     paths = changed_paths(state.document, document)
     return [ConfigRolledBack(document=document, paths=paths, to_version=target.version)] if paths else []

@@ -6,10 +6,9 @@ import uuid
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from bus.eventstore import Decision, EventStore, Handler, StreamAppend, event_from_struct, load_last_event, payload_of
-from schemas.config import RollbackConfig, UpdateConfig
+from schemas.config import ConfigEvent, RollbackConfig, UpdateConfig
 from schemas.envelope import Actor, CommandEnvelope, CommandReply
 from schemas.errors import DomainError
 from schemas.secrets import mask
@@ -29,14 +28,12 @@ def _result(document: dict[str, Any], version: int, paths: list[str]) -> dict[st
     return {"config": mask(document), "version": version, "updated": paths}
 
 
-def _decision(state: ConfigState, events: list[msgspec.Struct]) -> Decision:
+def _decision(state: ConfigState, events: list[ConfigEvent]) -> Decision:
     if not events:
         return Decision([], result=_result(state.document, state.version, []), version=state.version)
     event = events[0]
-    new_doc: dict[str, Any] = event.document  # type: ignore[attr-defined]
-    paths: list[str] = event.paths  # type: ignore[attr-defined]
     append = StreamAppend(STREAM, state.version, [event_from_struct(e) for e in events])
-    return Decision([append], result=_result(new_doc, state.version + 1, paths), version=state.version + 1)
+    return Decision([append], result=_result(event.document, state.version + 1, event.paths), version=state.version + 1)
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:

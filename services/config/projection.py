@@ -6,24 +6,38 @@ import asyncpg
 
 from bus.eventstore import RecordedEvent
 from bus.projections import Projection
-from services.config.domain import STREAM
+from schemas.config import ConfigChanged, ConfigEvent, ConfigRolledBack
+from services.config.domain import EVENTS
 
 
-async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
-    if event.stream_id != STREAM or event.event_type not in ("ConfigChanged", "ConfigRolledBack"):
-        return
+async def _insert(
+    conn: asyncpg.Connection, recorded: RecordedEvent, event: ConfigEvent, to_version: int | None
+) -> None:
     await conn.execute(
         """INSERT INTO config_versions (version, document, paths, kind, rolled_back_to, actor, request_id, changed_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        event.stream_version,
-        event.data["document"],
-        event.data["paths"],
-        "rollback" if event.event_type == "ConfigRolledBack" else "update",
-        event.data.get("to_version"),
-        event.metadata.get("actor"),
-        event.metadata.get("request_id"),
-        event.recorded_at,
+        recorded.stream_version,
+        event.document,
+        event.paths,
+        "update" if to_version is None else "rollback",
+        to_version,
+        recorded.metadata.get("actor"),
+        recorded.metadata.get("request_id"),
+        recorded.recorded_at,
     )
 
 
-PROJECTION = Projection(name="config", tables=("config_versions",), apply=project)
+async def changed(conn: asyncpg.Connection, recorded: RecordedEvent, event: ConfigChanged) -> None:
+    await _insert(conn, recorded, event, None)
+
+
+async def rolled_back(conn: asyncpg.Connection, recorded: RecordedEvent, event: ConfigRolledBack) -> None:
+    await _insert(conn, recorded, event, event.to_version)
+
+
+PROJECTION = Projection(
+    name="config",
+    tables=("config_versions",),
+    handlers={ConfigChanged: changed, ConfigRolledBack: rolled_back},
+    catalog=EVENTS,
+)

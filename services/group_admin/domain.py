@@ -9,8 +9,10 @@ from typing import Any
 
 import msgspec
 
+from bus.events import EventCatalog
 from schemas.errors import DomainError
 from schemas.group_admin import (
+    GroupAdminEvent,
     GroupConfigDeleted,
     GroupConfigSet,
     GroupLoginCodeIssued,
@@ -45,12 +47,18 @@ class GroupState:
     version: int = 0
 
 
-def evolve(state: GroupState, event_type: str, data: dict[str, Any]) -> GroupState:
+EVENTS = EventCatalog.of(
+    "group_admin", GroupConfigSet, GroupConfigDeleted, GroupLoginCodeIssued, GroupLoginCodeRedeemed
+)
+
+
+def evolve(state: GroupState, event: GroupAdminEvent) -> GroupState:
     version = state.version + 1
-    if event_type == "GroupConfigSet":
-        return GroupState(state.group_id, data["overrides"], True, version)
-    if event_type == "GroupConfigDeleted":
-        return GroupState(state.group_id, {}, False, version)
+    match event:
+        case GroupConfigSet(overrides=overrides):
+            return GroupState(state.group_id, overrides, True, version)
+        case GroupConfigDeleted():
+            return GroupState(state.group_id, {}, False, version)
     return replace(state, version=version)
 
 
@@ -61,11 +69,12 @@ class CodeState:
     redeemed: bool = False
 
 
-def evolve_code(state: CodeState, event_type: str, data: dict[str, Any]) -> CodeState:
-    if event_type == "GroupLoginCodeIssued":
-        return CodeState(data["group_id"], data["expires_at"], False)
-    if event_type == "GroupLoginCodeRedeemed":
-        return replace(state, redeemed=True)
+def evolve_code(state: CodeState, event: GroupAdminEvent) -> CodeState:
+    match event:
+        case GroupLoginCodeIssued(group_id=group_id, expires_at=expires_at):
+            return CodeState(group_id, expires_at, False)
+        case GroupLoginCodeRedeemed():
+            return replace(state, redeemed=True)
     return state
 
 
@@ -82,7 +91,7 @@ def validate_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         ) from exc
 
 
-def decide_update(state: GroupState, patch: dict[str, Any], expected: int | None) -> list[msgspec.Struct]:
+def decide_update(state: GroupState, patch: dict[str, Any], expected: int | None) -> list[GroupAdminEvent]:
     if expected is not None and expected != state.version:
         raise DomainError(
             "VERSION_CONFLICT",
@@ -98,19 +107,19 @@ def decide_update(state: GroupState, patch: dict[str, Any], expected: int | None
     return [GroupConfigSet(group_id=state.group_id, overrides=overrides, paths=paths)]
 
 
-def decide_delete(state: GroupState) -> list[msgspec.Struct]:
+def decide_delete(state: GroupState) -> list[GroupAdminEvent]:
     if not state.exists:
         raise DomainError("NOT_FOUND", f"group '{state.group_id}' has no config of its own")
     return [GroupConfigDeleted(group_id=state.group_id)]
 
 
-def decide_issue(existing: CodeState, group_id: str, issued_by: str, now: float) -> list[msgspec.Struct]:
+def decide_issue(existing: CodeState, group_id: str, issued_by: str, now: float) -> list[GroupLoginCodeIssued]:
     if existing.group_id is not None:
         raise DomainError("CONFLICT", "code collision, issue again")
     return [GroupLoginCodeIssued(group_id=group_id, expires_at=now + CODE_TTL_SECONDS, issued_by=issued_by)]
 
 
-def decide_redeem(state: CodeState, now: float) -> list[msgspec.Struct]:
+def decide_redeem(state: CodeState, now: float) -> list[GroupAdminEvent]:
     if state.group_id is None or state.redeemed or state.expires_at <= now:
         # One message for unknown, used and expired codes: a guesser learns nothing.
         raise DomainError("INVALID_CREDENTIALS", "invalid or expired code")

@@ -1,8 +1,9 @@
-"""Command handlers of the group admin domain (cmd.groupadmin.*)."""
+"""Command handlers of the group admin domain (cmd.group_admin.*)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -16,10 +17,10 @@ from services.group_admin.domain import CodeState, GroupState
 
 
 async def load_group(conn: asyncpg.Connection, group_id: str) -> GroupState:
-    return await fold_stream(conn, domain.group_stream(group_id), GroupState(group_id), domain.evolve)
+    return await fold_stream(conn, domain.group_stream(group_id), GroupState(group_id), domain.evolve, domain.EVENTS)
 
 
-def _append(stream: str, version: int, events: list[msgspec.Struct]) -> list[StreamAppend]:
+def _append(stream: str, version: int, events: Sequence[msgspec.Struct]) -> list[StreamAppend]:
     return [StreamAppend(stream, version, [event_from_struct(e) for e in events])] if events else []
 
 
@@ -46,16 +47,16 @@ async def issue_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Dec
     cmd = payload_of(envelope, IssueGroupCode)
     code = domain.new_code()
     stream = domain.code_stream(code)
-    existing = await fold_stream(conn, stream, CodeState(), domain.evolve_code)
+    existing = await fold_stream(conn, stream, CodeState(), domain.evolve_code, domain.EVENTS)
     events = domain.decide_issue(existing, cmd.group_id, cmd.issued_by, time.time())
-    expires_at = events[0].expires_at  # type: ignore[attr-defined]
+    expires_at = events[0].expires_at
     return Decision(_append(stream, 0, events), result={"code": code, "groupId": cmd.group_id, "expiresAt": expires_at})
 
 
 async def redeem_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     cmd = payload_of(envelope, RedeemGroupCode)
     stream = domain.code_stream(cmd.code)
-    state = await fold_stream(conn, stream, CodeState(), domain.evolve_code)
+    state = await fold_stream(conn, stream, CodeState(), domain.evolve_code, domain.EVENTS)
     events = domain.decide_redeem(state, time.time())
     return Decision(_append(stream, 1, events), result={"groupId": state.group_id})
 

@@ -6,25 +6,30 @@ import asyncpg
 
 from bus.eventstore import RecordedEvent
 from bus.projections import Projection
+from schemas.group_admin import GroupConfigDeleted, GroupConfigSet
+from services.group_admin.domain import EVENTS
 
 
-async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
-    if not event.stream_id.startswith("groupconfig-"):
-        return
-    group_id = event.data["group_id"]
-    if event.event_type == "GroupConfigSet":
-        await conn.execute(
-            """INSERT INTO group_configs (group_id, overrides, version, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $4)
-               ON CONFLICT (group_id) DO UPDATE
-               SET overrides = EXCLUDED.overrides, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at""",
-            group_id,
-            event.data["overrides"],
-            event.stream_version,
-            event.recorded_at,
-        )
-    elif event.event_type == "GroupConfigDeleted":
-        await conn.execute("DELETE FROM group_configs WHERE group_id = $1", group_id)
+async def config_set(conn: asyncpg.Connection, recorded: RecordedEvent, event: GroupConfigSet) -> None:
+    await conn.execute(
+        """INSERT INTO group_configs (group_id, overrides, version, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $4)
+           ON CONFLICT (group_id) DO UPDATE
+           SET overrides = EXCLUDED.overrides, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at""",
+        event.group_id,
+        event.overrides,
+        recorded.stream_version,
+        recorded.recorded_at,
+    )
 
 
-PROJECTION = Projection(name="group_admin", tables=("group_configs",), apply=project)
+async def config_deleted(conn: asyncpg.Connection, recorded: RecordedEvent, event: GroupConfigDeleted) -> None:
+    await conn.execute("DELETE FROM group_configs WHERE group_id = $1", event.group_id)
+
+
+PROJECTION = Projection(
+    name="group_admin",
+    tables=("group_configs",),
+    handlers={GroupConfigSet: config_set, GroupConfigDeleted: config_deleted},
+    catalog=EVENTS,
+)

@@ -10,13 +10,16 @@ from typing import Any
 
 import msgspec
 
+from bus.events import EventCatalog
 from schemas.errors import DomainError
 from schemas.presets import (
     DefaultPresetChanged,
     PresetCreated,
     PresetDefaultChanged,
     PresetDeleted,
+    PresetEvent,
     PresetFields,
+    PresetType,
     PresetUpdated,
 )
 
@@ -44,22 +47,28 @@ class DefaultState:
     version: int = 0
 
 
-def evolve(state: PresetState, event_type: str, data: dict[str, Any]) -> PresetState:
+EVENTS = EventCatalog.of(
+    "presets", PresetCreated, PresetUpdated, PresetDeleted, PresetDefaultChanged, DefaultPresetChanged
+)
+
+
+def evolve(state: PresetState, event: PresetEvent) -> PresetState:
     version = state.version + 1
-    if event_type == "PresetCreated":
-        return PresetState(state.id, True, data["type"], False, dict(data["fields"]), version)
-    if event_type == "PresetUpdated":
-        return replace(state, fields={**state.fields, **data["changes"]}, version=version)
-    if event_type == "PresetDeleted":
-        return PresetState(state.id, version=version)
-    if event_type == "PresetDefaultChanged":
-        return replace(state, is_default=data["is_default"], version=version)
+    match event:
+        case PresetCreated(type=type_, fields=fields):
+            return PresetState(state.id, True, type_, False, dict(fields), version)
+        case PresetUpdated(changes=changes):
+            return replace(state, fields={**state.fields, **changes}, version=version)
+        case PresetDeleted():
+            return PresetState(state.id, version=version)
+        case PresetDefaultChanged(is_default=is_default):
+            return replace(state, is_default=is_default, version=version)
     return replace(state, version=version)
 
 
-def evolve_default(state: DefaultState, event_type: str, data: dict[str, Any]) -> DefaultState:
-    if event_type == "DefaultPresetChanged":
-        return DefaultState(data["preset_id"], state.version + 1)
+def evolve_default(state: DefaultState, event: PresetEvent) -> DefaultState:
+    if isinstance(event, DefaultPresetChanged):
+        return DefaultState(event.preset_id, state.version + 1)
     return replace(state, version=state.version + 1)
 
 
@@ -93,15 +102,15 @@ def _check_version(state: PresetState, expected: int | None) -> None:
         )
 
 
-def decide_create(state: PresetState, fields: dict[str, Any], type_: str) -> list[msgspec.Struct]:
+def decide_create(state: PresetState, fields: dict[str, Any], type_: PresetType) -> list[PresetEvent]:
     if not ID_PATTERN.fullmatch(state.id):
         raise DomainError("VALIDATION_ERROR", "id must be 3..50 characters of [A-Za-z0-9_-]")
     if state.exists:
         raise DomainError("PRESET_EXISTS", f"preset '{state.id}' already exists")
-    return [PresetCreated(id=state.id, type=type_, fields=validate_fields(fields))]  # type: ignore[arg-type]
+    return [PresetCreated(id=state.id, type=type_, fields=validate_fields(fields))]
 
 
-def decide_update(state: PresetState, changes: dict[str, Any], expected: int | None) -> list[msgspec.Struct]:
+def decide_update(state: PresetState, changes: dict[str, Any], expected: int | None) -> list[PresetEvent]:
     _require(state)
     _check_version(state, expected)
     merged = validate_fields({**state.fields, **changes})
@@ -109,7 +118,7 @@ def decide_update(state: PresetState, changes: dict[str, Any], expected: int | N
     return [PresetUpdated(changes=effective)] if effective else []
 
 
-def decide_delete(state: PresetState, expected: int | None) -> list[msgspec.Struct]:
+def decide_delete(state: PresetState, expected: int | None) -> list[PresetEvent]:
     _require(state)
     _check_version(state, expected)
     if state.type == "system":
@@ -121,7 +130,7 @@ def decide_delete(state: PresetState, expected: int | None) -> list[msgspec.Stru
 
 def decide_set_default(
     default: DefaultState, target: PresetState, previous: PresetState | None
-) -> dict[str, list[msgspec.Struct]]:
+) -> dict[str, list[PresetEvent]]:
     """Events per stream id. Moving the default touches the old default's stream too, so a
     concurrent delete of either preset conflicts instead of leaving two defaults or none."""
     _require(target)
@@ -129,7 +138,7 @@ def decide_set_default(
         raise DomainError("VALIDATION_ERROR", f"preset '{target.id}' is disabled and cannot be the default")
     if default.preset_id == target.id and target.is_default:
         return {}
-    out: dict[str, list[msgspec.Struct]] = {
+    out: dict[str, list[PresetEvent]] = {
         DEFAULT_STREAM: [DefaultPresetChanged(preset_id=target.id, previous_id=default.preset_id)],
         stream_id(target.id): [PresetDefaultChanged(is_default=True)],
     }

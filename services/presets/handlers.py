@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -24,14 +24,14 @@ from services.presets.domain import DEFAULT_STREAM, DefaultState, PresetState, s
 
 
 async def load_preset(conn: asyncpg.Connection, preset_id: str) -> PresetState:
-    return await fold_stream(conn, stream_id(preset_id), PresetState(preset_id), domain.evolve)
+    return await fold_stream(conn, stream_id(preset_id), PresetState(preset_id), domain.evolve, domain.EVENTS)
 
 
 async def load_default(conn: asyncpg.Connection) -> DefaultState:
-    return await fold_stream(conn, DEFAULT_STREAM, DefaultState(), domain.evolve_default)
+    return await fold_stream(conn, DEFAULT_STREAM, DefaultState(), domain.evolve_default, domain.EVENTS)
 
 
-def _append(state: PresetState, events: list[msgspec.Struct]) -> StreamAppend:
+def _append(state: PresetState, events: Sequence[msgspec.Struct]) -> StreamAppend:
     return StreamAppend(stream_id(state.id), state.version, [event_from_struct(e) for e in events])
 
 

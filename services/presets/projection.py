@@ -8,6 +8,8 @@ import asyncpg
 
 from bus.eventstore import RecordedEvent
 from bus.projections import Projection, insert_row, update_row
+from schemas.presets import PresetCreated, PresetDefaultChanged, PresetDeleted, PresetUpdated
+from services.presets.domain import EVENTS
 
 # camelCase document key -> column
 COLUMNS = {
@@ -28,34 +30,49 @@ def _values(fields: dict[str, Any]) -> dict[str, Any]:
     return {col: fields[key] for key, col in COLUMNS.items() if key in fields}
 
 
-async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
-    if not event.stream_id.startswith("preset-"):
-        return
-    preset_id = event.stream_id[len("preset-") :]
-    data = event.data
-    if event.event_type == "PresetCreated":
-        row = {
-            "id": preset_id,
-            "type": data["type"],
-            "created_at": event.recorded_at,
-            "updated_at": event.recorded_at,
-            "version": event.stream_version,
-            **_values(data["fields"]),
-        }
-        await insert_row(conn, "presets", row)
-    elif event.event_type == "PresetUpdated":
-        changes = {"updated_at": event.recorded_at, "version": event.stream_version, **_values(data["changes"])}
-        await update_row(conn, "presets", ("id", preset_id), changes)
-    elif event.event_type == "PresetDeleted":
-        await conn.execute("DELETE FROM presets WHERE id = $1", preset_id)
-    elif event.event_type == "PresetDefaultChanged":
-        await conn.execute(
-            "UPDATE presets SET is_default = $2, updated_at = $3, version = $4 WHERE id = $1",
-            preset_id,
-            data["is_default"],
-            event.recorded_at,
-            event.stream_version,
-        )
+def _preset_id(recorded: RecordedEvent) -> str:
+    return recorded.stream_id.removeprefix("preset-")
 
 
-PROJECTION = Projection(name="presets", tables=("presets",), apply=project)
+async def created(conn: asyncpg.Connection, recorded: RecordedEvent, event: PresetCreated) -> None:
+    row = {
+        "id": _preset_id(recorded),
+        "type": event.type,
+        "created_at": recorded.recorded_at,
+        "updated_at": recorded.recorded_at,
+        "version": recorded.stream_version,
+        **_values(event.fields),
+    }
+    await insert_row(conn, "presets", row)
+
+
+async def updated(conn: asyncpg.Connection, recorded: RecordedEvent, event: PresetUpdated) -> None:
+    changes = {"updated_at": recorded.recorded_at, "version": recorded.stream_version, **_values(event.changes)}
+    await update_row(conn, "presets", ("id", _preset_id(recorded)), changes)
+
+
+async def deleted(conn: asyncpg.Connection, recorded: RecordedEvent, event: PresetDeleted) -> None:
+    await conn.execute("DELETE FROM presets WHERE id = $1", _preset_id(recorded))
+
+
+async def default_changed(conn: asyncpg.Connection, recorded: RecordedEvent, event: PresetDefaultChanged) -> None:
+    await conn.execute(
+        "UPDATE presets SET is_default = $2, updated_at = $3, version = $4 WHERE id = $1",
+        _preset_id(recorded),
+        event.is_default,
+        recorded.recorded_at,
+        recorded.stream_version,
+    )
+
+
+PROJECTION = Projection(
+    name="presets",
+    tables=("presets",),
+    handlers={
+        PresetCreated: created,
+        PresetUpdated: updated,
+        PresetDeleted: deleted,
+        PresetDefaultChanged: default_changed,
+    },
+    catalog=EVENTS,
+)

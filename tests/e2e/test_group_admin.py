@@ -15,17 +15,17 @@ from tests.stack import Stack
 
 
 async def issue_code_over_the_bus(stack: Stack, group_id: str) -> str:
-    """What the chat side does on `#群管理面板`: a plain NATS request to cmd.groupadmin.issue_code."""
+    """What the chat side does on `#群管理面板`: a plain NATS request to cmd.group_admin.issue_code."""
     nc = await nats.connect(stack.nats_url)
     try:
         envelope = CommandEnvelope(
             command_id=uuid.uuid4(),
-            type="groupadmin.issue_code",
+            type="group_admin.issue_code",
             actor=Actor("qq:10001", "platform"),
             payload={"group_id": group_id, "issued_by": "qq:10001"},
         )
         msg = await nc.request(
-            subjects.command("groupadmin", "issue_code"), command_encoder.encode(envelope), timeout=5
+            subjects.command("group_admin", "issue_code"), command_encoder.encode(envelope), timeout=5
         )
     finally:
         await nc.close()

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 
 from bus import db
+from bus.events import EventCatalog
 from bus.eventstore import (
     MAX_CONFLICT_RETRIES,
     Decision,
@@ -36,6 +38,13 @@ from services.presets.projection import PROJECTION as PRESETS_PROJECTION
 from tests.servers import Servers
 
 META = {"command_id": "test", "actor": "tester"}
+
+
+class Happened(msgspec.Struct):
+    n: int = 0
+
+
+TEST_EVENTS = EventCatalog.of("test", Happened)
 
 
 def ev(event_type: str = "Happened", **data: Any) -> NewEvent:
@@ -477,12 +486,12 @@ class RecordingProjection:
         await pool.execute("CREATE TABLE catchup_seen (event_id uuid PRIMARY KEY, global_position bigint NOT NULL)")
 
     @staticmethod
-    async def apply(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    async def apply(conn: asyncpg.Connection, event: RecordedEvent, typed: Happened) -> None:
         await conn.execute("INSERT INTO catchup_seen VALUES ($1, $2)", event.event_id, event.global_position)
 
     @classmethod
     def projection(cls) -> Projection:
-        return Projection(name="recording", tables=(cls.table,), apply=cls.apply)
+        return Projection(name="recording", tables=(cls.table,), handlers={Happened: cls.apply}, catalog=TEST_EVENTS)
 
 
 async def test_catch_up_runner_applies_once_and_advances_checkpoint(pool: asyncpg.Pool) -> None:
@@ -516,14 +525,14 @@ async def test_catch_up_runner_run_loop_until_stopped(pool: asyncpg.Pool) -> Non
     both_applied = asyncio.Event()
     applied = 0
 
-    async def apply(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    async def apply(conn: asyncpg.Connection, event: RecordedEvent, typed: Happened) -> None:
         nonlocal applied
-        await RecordingProjection.apply(conn, event)
+        await RecordingProjection.apply(conn, event, typed)
         applied += 1
         if applied == 2:
             both_applied.set()
 
-    runner = CatchUpRunner(pool, Projection("recording", ("catchup_seen",), apply))
+    runner = CatchUpRunner(pool, Projection("recording", ("catchup_seen",), {Happened: apply}, TEST_EVENTS))
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop, idle_sleep=0.01))
     try:

@@ -19,10 +19,21 @@ from services.presets import domain
 from services.presets.domain import DEFAULT_STREAM, DefaultState, PresetState, stream_id
 
 
+class _Unrelated(msgspec.Struct):
+    """An event of no interest to the evolve function under test."""
+
+
+def ev(event_type: str, data: dict[str, Any]) -> Any:
+    """A typed event from its stored form, as the store decodes it."""
+    if event_type in domain.EVENTS:
+        return domain.EVENTS.decode(event_type, 1, data)
+    return _Unrelated()
+
+
 def fold(preset_id: str, events: list[msgspec.Struct]) -> PresetState:
     state = PresetState(preset_id)
     for event in events:
-        state = domain.evolve(state, type(event).__name__, msgspec.to_builtins(event))
+        state = domain.evolve(state, event)
     return state
 
 
@@ -42,13 +53,15 @@ def error_of(call: Any, *args: Any) -> DomainError:
 
 
 def test_evolve_created_sets_existence_type_fields_and_version() -> None:
-    state = domain.evolve(PresetState("p1"), "PresetCreated", {"id": "p1", "type": "system", "fields": {"name": "A"}})
+    state = domain.evolve(
+        PresetState("p1"), ev("PresetCreated", {"id": "p1", "type": "system", "fields": {"name": "A"}})
+    )
     assert state == PresetState("p1", exists=True, type="system", is_default=False, fields={"name": "A"}, version=1)
 
 
 def test_evolve_updated_merges_changes() -> None:
     state = PresetState("p1", True, fields={"name": "A", "model": "m1"}, version=1)
-    state = domain.evolve(state, "PresetUpdated", {"changes": {"model": "m2"}})
+    state = domain.evolve(state, ev("PresetUpdated", {"changes": {"model": "m2"}}))
     assert state.fields == {"name": "A", "model": "m2"}
     assert state.version == 2
     assert state.exists
@@ -56,21 +69,21 @@ def test_evolve_updated_merges_changes() -> None:
 
 def test_evolve_deleted_resets_state_but_keeps_version() -> None:
     state = PresetState("p1", True, type="user", is_default=False, fields={"name": "A"}, version=3)
-    state = domain.evolve(state, "PresetDeleted", {"id": "p1"})
+    state = domain.evolve(state, ev("PresetDeleted", {"id": "p1"}))
     assert state == PresetState("p1", exists=False, version=4)
 
 
 def test_evolve_default_changed_toggles_flag() -> None:
     state = PresetState("p1", True, fields={"name": "A"}, version=1)
-    state = domain.evolve(state, "PresetDefaultChanged", {"is_default": True})
+    state = domain.evolve(state, ev("PresetDefaultChanged", {"is_default": True}))
     assert state.is_default and state.version == 2
-    state = domain.evolve(state, "PresetDefaultChanged", {"is_default": False})
+    state = domain.evolve(state, ev("PresetDefaultChanged", {"is_default": False}))
     assert not state.is_default and state.version == 3
 
 
 def test_evolve_unknown_event_only_bumps_version() -> None:
     before = PresetState("p1", True, fields={"name": "A"}, version=5)
-    after = domain.evolve(before, "SomethingElse", {"x": 1})
+    after = domain.evolve(before, ev("SomethingElse", {"x": 1}))
     assert after.version == 6
     assert (after.exists, after.fields, after.type) == (before.exists, before.fields, before.type)
 
@@ -91,11 +104,11 @@ def test_evolve_full_history_fold() -> None:
 
 
 def test_evolve_default_stream() -> None:
-    state = domain.evolve_default(DefaultState(), "DefaultPresetChanged", {"preset_id": "a", "previous_id": None})
+    state = domain.evolve_default(DefaultState(), ev("DefaultPresetChanged", {"preset_id": "a", "previous_id": None}))
     assert state == DefaultState("a", 1)
-    state = domain.evolve_default(state, "DefaultPresetChanged", {"preset_id": "b", "previous_id": "a"})
+    state = domain.evolve_default(state, ev("DefaultPresetChanged", {"preset_id": "b", "previous_id": "a"}))
     assert state == DefaultState("b", 2)
-    assert domain.evolve_default(state, "Other", {}) == DefaultState("b", 3)
+    assert domain.evolve_default(state, ev("Other", {})) == DefaultState("b", 3)
 
 
 # ---- decide_create ----
@@ -125,7 +138,7 @@ def test_create_refuses_existing_preset() -> None:
 
 
 def test_create_after_delete_is_allowed() -> None:
-    state = domain.evolve(created("helper"), "PresetDeleted", {"id": "helper"})
+    state = domain.evolve(created("helper"), ev("PresetDeleted", {"id": "helper"}))
     events = domain.decide_create(state, {"name": "B"}, "user")
     assert isinstance(events[0], PresetCreated)
     assert events[0].fields["name"] == "B"
@@ -256,7 +269,7 @@ def test_delete_system_preset_refused() -> None:
 
 
 def test_delete_default_preset_refused() -> None:
-    state = domain.evolve(created("helper"), "PresetDefaultChanged", {"is_default": True})
+    state = domain.evolve(created("helper"), ev("PresetDefaultChanged", {"is_default": True}))
     err = error_of(domain.decide_delete, state, None)
     assert err.code == "SYSTEM_PRESET"
     assert "default" in err.message
@@ -275,7 +288,7 @@ def test_set_default_first_time() -> None:
 
 
 def test_set_default_moves_and_touches_previous_stream() -> None:
-    previous = domain.evolve(created("alpha"), "PresetDefaultChanged", {"is_default": True})
+    previous = domain.evolve(created("alpha"), ev("PresetDefaultChanged", {"is_default": True}))
     target = created("beta")
     out = domain.decide_set_default(DefaultState("alpha", 1), target, previous)
     assert out == {
@@ -286,13 +299,13 @@ def test_set_default_moves_and_touches_previous_stream() -> None:
 
 
 def test_set_default_previous_gone_is_not_touched() -> None:
-    gone = domain.evolve(created("alpha"), "PresetDeleted", {"id": "alpha"})
+    gone = domain.evolve(created("alpha"), ev("PresetDeleted", {"id": "alpha"}))
     out = domain.decide_set_default(DefaultState("alpha", 1), created("beta"), gone)
     assert set(out) == {DEFAULT_STREAM, stream_id("beta")}
 
 
 def test_set_default_idempotent_when_already_default() -> None:
-    target = domain.evolve(created("alpha"), "PresetDefaultChanged", {"is_default": True})
+    target = domain.evolve(created("alpha"), ev("PresetDefaultChanged", {"is_default": True}))
     assert domain.decide_set_default(DefaultState("alpha", 1), target, target) == {}
 
 
@@ -324,7 +337,7 @@ def test_copy_fields_explicit_name() -> None:
 
 def test_copy_fields_long_name_truncated_to_valid() -> None:
     source = created("alpha")
-    source = domain.evolve(source, "PresetUpdated", {"changes": {"name": "n" * 100}})
+    source = domain.evolve(source, ev("PresetUpdated", {"changes": {"name": "n" * 100}}))
     fields = domain.copy_fields(source, None)
     assert len(fields["name"]) == 100
     # The copy is itself a valid preset.

@@ -1,0 +1,71 @@
+"""The domain kit's descriptor: what one domain package contributes to the system.
+
+Each `services/<name>/__init__.py` exports `MODULE = DomainModule(...)`; `services/registry.py`
+lists the modules, and the worker handlers, inline projections, event catalog (relay subjects,
+`chatbus schemas`) and the read tables `replay` rebuilds are all derived from that list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bus.events import EventCatalog
+from bus.eventstore import EventStore, Handler
+from bus.projections import Projection, read_tables
+from bus.worker import CommandFn
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NATS
+
+    from services.channels.providers.registry import HttpClients
+    from services.config.cache import ConfigCache
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a worker process gives its domains."""
+
+    store: EventStore
+    nc: NATS
+    config: ConfigCache
+    http: HttpClients
+
+
+HandlerFactory = Callable[[WorkerContext], Mapping[str, CommandFn]]
+
+
+def transactional(handlers: Mapping[str, Handler]) -> HandlerFactory:
+    """Handlers that decide inside one event-store transaction each (the common case)."""
+
+    def factory(ctx: WorkerContext) -> dict[str, CommandFn]:
+        def bind(handler: Handler) -> CommandFn:
+            return lambda envelope: ctx.store.execute(envelope, handler)
+
+        return {action: bind(h) for action, h in handlers.items()}
+
+    return factory
+
+
+def combined(*factories: HandlerFactory) -> HandlerFactory:
+    """One domain served by several handler sets (transactional writes plus an adapter's commands)."""
+    return lambda ctx: {action: fn for f in factories for action, fn in f(ctx).items()}
+
+
+@dataclass(frozen=True)
+class DomainModule:
+    """`name` is the domain's one bus name: `cmd.<name>.*`, `events.<name>.*`, `workers.<name>`."""
+
+    name: str
+    events: EventCatalog
+    handlers: HandlerFactory
+    projections: tuple[Projection, ...] = ()
+
+    def __post_init__(self) -> None:
+        strangers = [t.name for t in self.events if t.domain != self.name]
+        if strangers:
+            raise ValueError(f"module {self.name} declares events of another domain: {strangers}")
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(read_tables(self.projections))
