@@ -37,8 +37,8 @@ from services.channels.handlers import record_health
 from services.channels.probe import target_of
 from services.channels.providers.base import ProviderError
 from services.channels.providers.registry import ADAPTERS, HttpClients
-from services.chat import queries
 from services.channels.selection import order_channels
+from services.chat import queries
 from services.config.cache import ConfigCache
 from services.group_admin import queries as group_queries
 from services.presets import queries as preset_queries

@@ -16,8 +16,8 @@ import pytest
 
 import schemas
 from bus import migrate
-from bus.eventstore import NewEvent, StreamAppend
 from bus.events import EventCatalog, UnknownEventType
+from bus.eventstore import NewEvent, StreamAppend
 from services import registry
 
 # Tables that belong to the infrastructure, not to any domain's projections.
