@@ -11,6 +11,7 @@ import asyncpg
 
 from schemas.audit import AuditEvent
 from schemas.secrets import mask
+from services.rules import escape_like
 
 Order = Literal["asc", "desc"]
 
@@ -50,10 +51,6 @@ def row_to_event(row: asyncpg.Record) -> AuditEvent:
     )
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _where(f: EventFilter) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
@@ -66,7 +63,7 @@ def _where(f: EventFilter) -> tuple[str, list[Any]]:
         prefix = f.stream[:-1]
         if prefix:
             # A left-anchored LIKE: served by events_stream_prefix_idx (text_pattern_ops).
-            add("stream_id LIKE {}", _escape_like(prefix) + "%")
+            add("stream_id LIKE {}", escape_like(prefix) + "%")
     elif f.stream is not None:
         add("stream_id = {}", f.stream)
     if f.type is not None:

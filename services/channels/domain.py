@@ -22,6 +22,7 @@ from schemas.channels import (
 )
 from schemas.errors import DomainError
 from schemas.secrets import keep_masked
+from services.rules import require_version
 
 ERROR_AFTER_FAILURES = 3
 DEFAULT_COOLDOWN_SECONDS = 30.0
@@ -110,12 +111,7 @@ def decide_create(state: ChannelState, fields: dict[str, Any]) -> list[ChannelEv
 
 def decide_update(state: ChannelState, changes: dict[str, Any], expected: int | None) -> list[ChannelEvent]:
     _require(state)
-    if expected is not None and expected != state.version:
-        raise DomainError(
-            "VERSION_CONFLICT",
-            f"channel '{state.id}' is at version {state.version}, not {expected}",
-            details=[{"currentVersion": state.version, "expectedVersion": expected}],
-        )
+    require_version(f"channel '{state.id}'", state.version, expected)
     merged = validate_fields({**state.fields, **keep_masked(state.fields, changes)})
     effective = {k: merged.get(k) for k in changes if state.fields.get(k) != merged.get(k)}
     events: list[ChannelEvent] = [ChannelUpdated(changes=effective)] if effective else []

@@ -13,6 +13,7 @@ from bus.events import EventCatalog
 from schemas.config import SECTIONS, ConfigChanged, ConfigDocument, ConfigEvent, ConfigRolledBack
 from schemas.errors import DomainError
 from schemas.secrets import keep_masked
+from services.rules import require_version
 
 STREAM = "config-global"
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
@@ -84,17 +85,8 @@ def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
     return [] if before == after else [prefix]
 
 
-def _check_version(state: ConfigState, expected: int | None) -> None:
-    if expected is not None and expected != state.version:
-        raise DomainError(
-            "VERSION_CONFLICT",
-            f"config is at version {state.version}, not {expected}",
-            details=[{"currentVersion": state.version, "expectedVersion": expected}],
-        )
-
-
 def decide_update(state: ConfigState, patch: dict[str, Any], expected: int | None) -> list[ConfigEvent]:
-    _check_version(state, expected)
+    require_version("config", state.version, expected)
     if not patch:
         raise DomainError("INVALID_CONFIG", "empty config update")
     unknown = [k for k in patch if k not in SECTIONS]

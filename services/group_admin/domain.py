@@ -20,6 +20,7 @@ from schemas.group_admin import (
     GroupOverrides,
 )
 from services.config.domain import changed_paths, deep_merge
+from services.rules import require_version
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud from a chat
 CODE_LENGTH = 6
@@ -92,12 +93,7 @@ def validate_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def decide_update(state: GroupState, patch: dict[str, Any], expected: int | None) -> list[GroupAdminEvent]:
-    if expected is not None and expected != state.version:
-        raise DomainError(
-            "VERSION_CONFLICT",
-            f"group '{state.group_id}' config is at version {state.version}, not {expected}",
-            details=[{"currentVersion": state.version, "expectedVersion": expected}],
-        )
+    require_version(f"group '{state.group_id}' config", state.version, expected)
     if not patch:
         raise DomainError("INVALID_CONFIG", "empty group config update")
     overrides = validate_overrides(deep_merge(state.overrides, patch))

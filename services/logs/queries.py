@@ -9,6 +9,7 @@ from typing import Any, Literal
 import asyncpg
 
 from schemas.logs import LogEntry
+from services.rules import escape_like
 
 _COLUMNS = "id, timestamp, level, service, instance_id, logger, message, request_id, extra"
 
@@ -56,7 +57,7 @@ async def list_logs(
         params.append(services)
         where.append(f"service = ANY(${len(params)}::text[])")
     if search:
-        params.append(f"%{_escape_like(search)}%")
+        params.append(f"%{escape_like(search)}%")
         where.append(f"(message ILIKE ${len(params)} OR logger ILIKE ${len(params)})")
     if since is not None:
         params.append(since)
@@ -87,7 +88,3 @@ async def recent_logs(conn: asyncpg.Connection | asyncpg.Pool, limit: int = 100)
     """The newest `limit` lines, oldest first (the backlog a `logs` subscriber gets before live lines)."""
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM logs ORDER BY timestamp DESC, id DESC LIMIT $1", limit)
     return [row_to_entry(r) for r in reversed(rows)]
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -22,6 +22,7 @@ from schemas.presets import (
     PresetType,
     PresetUpdated,
 )
+from services.rules import require_version
 
 DEFAULT_STREAM = "presetdefault-global"
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,50}")
@@ -93,15 +94,6 @@ def _require(state: PresetState) -> None:
         raise DomainError("PRESET_NOT_FOUND", f"preset '{state.id}' not found")
 
 
-def _check_version(state: PresetState, expected: int | None) -> None:
-    if expected is not None and expected != state.version:
-        raise DomainError(
-            "VERSION_CONFLICT",
-            f"preset '{state.id}' is at version {state.version}, not {expected}",
-            details=[{"currentVersion": state.version, "expectedVersion": expected}],
-        )
-
-
 def decide_create(state: PresetState, fields: dict[str, Any], type_: PresetType) -> list[PresetEvent]:
     if not ID_PATTERN.fullmatch(state.id):
         raise DomainError("VALIDATION_ERROR", "id must be 3..50 characters of [A-Za-z0-9_-]")
@@ -112,7 +104,7 @@ def decide_create(state: PresetState, fields: dict[str, Any], type_: PresetType)
 
 def decide_update(state: PresetState, changes: dict[str, Any], expected: int | None) -> list[PresetEvent]:
     _require(state)
-    _check_version(state, expected)
+    require_version(f"preset '{state.id}'", state.version, expected)
     merged = validate_fields({**state.fields, **changes})
     effective = {k: merged[k] for k in changes if k in merged and state.fields.get(k) != merged[k]}
     return [PresetUpdated(changes=effective)] if effective else []
@@ -120,7 +112,7 @@ def decide_update(state: PresetState, changes: dict[str, Any], expected: int | N
 
 def decide_delete(state: PresetState, expected: int | None) -> list[PresetEvent]:
     _require(state)
-    _check_version(state, expected)
+    require_version(f"preset '{state.id}'", state.version, expected)
     if state.type == "system":
         raise DomainError("SYSTEM_PRESET", f"'{state.id}' is a system preset and cannot be deleted")
     if state.is_default:

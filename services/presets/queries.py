@@ -8,6 +8,7 @@ import asyncpg
 import msgspec
 
 from schemas.presets import Preset
+from services.rules import escape_like
 
 SORTABLE = {
     "id": "id",
@@ -77,7 +78,7 @@ async def list_presets(
         params.append(type_)
         where.append(f"type = ${len(params)}")
     if search:
-        params.append(f"%{_escape_like(search)}%")
+        params.append(f"%{escape_like(search)}%")
         n = len(params)
         where.append(f"(id ILIKE ${n} OR name ILIKE ${n} OR description ILIKE ${n} OR category ILIKE ${n})")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
@@ -93,7 +94,3 @@ async def list_presets(
         return [row_to_preset(r) for r in rows], rows[0]["_total"]
     total = await conn.fetchval(f"SELECT count(*) FROM presets{clause}", *params[:-2])
     return [], total
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
