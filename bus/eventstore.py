@@ -70,7 +70,17 @@ class Decision:
 
     appends: list[StreamAppend] = field(default_factory=list)
     result: Any = None
+    # The version the reply (and its ETag) reports. The store fills it in from the first stream
+    # appended to; a handler sets it only for a decision that appends nothing (the current version).
     version: int | None = None
+
+    @property
+    def new_version(self) -> int | None:
+        if self.appends:
+            first = self.appends[0]
+            return first.expected_version + len(first.events)
+        return self.version
+
     # Computes the result inside the transaction, after the inline projections ran (read-your-write).
     after: Callable[[asyncpg.Connection], Awaitable[Any]] | None = None
 
@@ -222,6 +232,14 @@ class EventStore:
             for a in appends
         ]
 
+    async def stored_replies(self, command_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CommandReply]:
+        """The replies of those commands that already committed (for multi-step commands)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT command_id, result FROM processed_commands WHERE command_id = ANY($1::uuid[])", command_ids
+            )
+        return {r["command_id"]: msgspec.convert(r["result"], CommandReply) for r in rows}
+
     async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
         """Decide and persist one command, once. A retried command id returns the stored reply."""
         for attempt in range(MAX_CONFLICT_RETRIES):
@@ -242,7 +260,7 @@ class EventStore:
                         for project in self.projectors:
                             await project(conn, event)
                     result = await decision.after(conn) if decision.after else decision.result
-                    reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.version)
+                    reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.new_version)
                     await conn.execute(
                         "INSERT INTO processed_commands (command_id, stream_id, result) VALUES ($1, $2, $3)",
                         envelope.command_id,
@@ -278,6 +296,16 @@ async def fold_stream(
     for event in await load_stream(conn, stream_id):
         state = evolve(state, catalog.decode(event.event_type, event.schema_version, event.data))
     return state
+
+
+async def stream_head(conn: asyncpg.Connection, stream_id: str) -> tuple[int, str] | None:
+    """(version, type of the last event) of a stream, None when it has no events: what a decider
+    needs of a long stream (a conversation) without loading every event."""
+    row = await conn.fetchrow(
+        "SELECT stream_version, event_type FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+        stream_id,
+    )
+    return (row["stream_version"], row["event_type"]) if row else None
 
 
 async def load_last_event(conn: asyncpg.Connection, stream_id: str) -> RecordedEvent | None:

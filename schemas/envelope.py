@@ -28,6 +28,18 @@ class CommandEnvelope(msgspec.Struct, kw_only=True):
     client_ip: str | None = None
     issued_at: datetime = msgspec.field(default_factory=utcnow)
 
+    def derive(self, step: str, payload: dict[str, Any] | None = None) -> CommandEnvelope:
+        """A sub-command of this one (a step of a chat turn): its id is derived from this command's,
+        so a retried command repeats no step that already committed."""
+        return CommandEnvelope(
+            command_id=uuid.uuid5(self.command_id, step),
+            type=f"{self.type}:{step}",
+            actor=self.actor,
+            payload=payload or {},
+            request_id=self.request_id,
+            client_ip=self.client_ip,
+        )
+
 
 class ErrorInfo(msgspec.Struct):
     code: str

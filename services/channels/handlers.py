@@ -37,7 +37,7 @@ async def create(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     cmd = payload_of(envelope, CreateChannel)
     state = await load_channel(conn, cmd.id)
     events = domain.decide_create(state, cmd.fields)
-    return Decision(_append(state, events), version=state.version + 1, after=_read_back(cmd.id))
+    return Decision(_append(state, events), version=state.version, after=_read_back(cmd.id))
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
@@ -45,7 +45,7 @@ async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     state = await load_channel(conn, cmd.id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_update(state, cmd.changes, expected)
-    return Decision(_append(state, events), version=state.version + len(events), after=_read_back(cmd.id))
+    return Decision(_append(state, events), version=state.version, after=_read_back(cmd.id))
 
 
 async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
@@ -60,7 +60,7 @@ async def record_health(conn: asyncpg.Connection, envelope: CommandEnvelope) -> 
     events = domain.decide_health(
         state, ok=cmd.ok, error=cmd.error, retry_after=cmd.retry_after, tested=cmd.tested, now=time.time()
     )
-    return Decision(_append(state, events), after=_read_back(cmd.id))
+    return Decision(_append(state, events), version=state.version, after=_read_back(cmd.id))
 
 
 HANDLERS: dict[str, Handler] = {"create": create, "update": update, "delete": delete, "record_health": record_health}

@@ -1,12 +1,15 @@
 """Conversations and chat turns (API.md §6)."""
 
-from services.chat import projection
-from services.chat.engine import ChatCommands
-from services.module import DomainModule
+from services.chat import domain, handlers, projection
+from services.chat.engine import ChatEngine
+from services.module import DomainModule, combined, transactional
 
 MODULE = DomainModule(
     name="chat",
-    events=projection.EVENTS,
-    handlers=lambda ctx: ChatCommands(ctx.store, ctx.nc, ctx.config, ctx.http).handlers(),
+    events=domain.EVENTS,
+    handlers=combined(
+        transactional(handlers.HANDLERS),
+        lambda ctx: ChatEngine(ctx.store, ctx.nc, ctx.config, ctx.http).handlers(),
+    ),
     projections=(projection.PROJECTION,),
 )

@@ -6,13 +6,10 @@ from typing import Any
 
 import asyncpg
 
-from bus.events import EventCatalog
 from bus.eventstore import RecordedEvent
 from bus.projections import Projection
 from schemas.chat import ConversationCleared, ConversationDeleted, ConversationStarted, MessageAdded
-
-PREFIX = "conversation-"
-EVENTS = EventCatalog.of("chat", ConversationStarted, MessageAdded, ConversationCleared, ConversationDeleted)
+from services.chat.domain import EVENTS, PREFIX
 
 
 def _conversation_id(recorded: RecordedEvent) -> str:

@@ -33,7 +33,7 @@ def _decision(state: ConfigState, events: list[ConfigEvent]) -> Decision:
         return Decision([], result=_result(state.document, state.version, []), version=state.version)
     event = events[0]
     append = StreamAppend(STREAM, state.version, [event_from_struct(e) for e in events])
-    return Decision([append], result=_result(event.document, state.version + 1, event.paths), version=state.version + 1)
+    return Decision([append], result=_result(event.document, state.version + 1, event.paths))
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:

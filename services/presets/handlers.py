@@ -46,7 +46,7 @@ async def create(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     cmd = payload_of(envelope, CreatePreset)
     state = await load_preset(conn, cmd.id)
     events = domain.decide_create(state, cmd.fields, cmd.type)
-    return Decision([_append(state, events)], version=state.version + 1, after=_read_back(cmd.id))
+    return Decision([_append(state, events)], after=_read_back(cmd.id))
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
@@ -54,7 +54,7 @@ async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     state = await load_preset(conn, cmd.id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_update(state, cmd.changes, expected)
-    return Decision([_append(state, events)], version=state.version + len(events), after=_read_back(cmd.id))
+    return Decision([_append(state, events)], after=_read_back(cmd.id))
 
 
 async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
@@ -62,7 +62,7 @@ async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     state = await load_preset(conn, cmd.id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_delete(state, expected)
-    return Decision([_append(state, events)], result={"id": cmd.id, "deleted": True}, version=state.version + 1)
+    return Decision([_append(state, events)], result={"id": cmd.id, "deleted": True})
 
 
 async def set_default(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
@@ -85,7 +85,7 @@ async def copy(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     fields = domain.copy_fields(await load_preset(conn, cmd.id), cmd.new_name)
     target = await load_preset(conn, cmd.new_id)
     events = domain.decide_create(target, fields, "user")
-    return Decision([_append(target, events)], version=target.version + 1, after=_read_back(cmd.new_id))
+    return Decision([_append(target, events)], after=_read_back(cmd.new_id))
 
 
 async def import_presets(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:

@@ -1,0 +1,69 @@
+"""What the model sees in a turn: the preset (caller's, the group's, else the default), the
+conversation's recent history trimmed to the context budget, the model and its parameters."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from schemas.channels import Channel
+from schemas.chat import SendChat
+from schemas.config import ConfigDocument
+from schemas.errors import DomainError
+from schemas.llm import ChatMessage, ChatRequest
+from services.channels import queries as channel_queries
+from services.chat import queries
+from services.group_admin import queries as group_queries
+from services.presets import queries as preset_queries
+
+CHARS_PER_TOKEN = 4  # a rough, provider-neutral budget for trimming context
+
+
+async def build_request(
+    pool: asyncpg.Pool, config: ConfigDocument, cmd: SendChat, *, include_current: bool
+) -> tuple[ChatRequest, list[Channel], str | None]:
+    """The request for the LLM (system prompt, trimmed history, model and parameters), the enabled
+    channels, and the channel the turn is pinned to (by the caller or the group), if any."""
+    group = await group_queries.get_group(pool, cmd.group_id) if cmd.group_id else None
+    overrides = group["overrides"] if group else {}
+    preset_id = cmd.preset_id or overrides.get("presetId") or config.presets.default_id
+    preset = await preset_queries.get_preset(pool, preset_id) if preset_id else None
+    if preset is None:
+        if cmd.preset_id:
+            raise DomainError("PRESET_NOT_FOUND", f"preset '{cmd.preset_id}' not found")
+        preset = await preset_queries.get_default_preset(pool)
+    max_messages = (
+        preset.context.max_messages if preset and preset.context.max_messages else None
+    ) or config.context.max_messages
+    max_tokens = (
+        preset.context.max_tokens if preset and preset.context.max_tokens else None
+    ) or config.context.max_tokens
+    # `maxMessages` counts the new message too.
+    limit = max(0, max_messages - 1) if include_current else max_messages
+    history = await queries.context_messages(pool, cmd.conversation_id, limit) if limit else []
+    messages = [
+        ChatMessage(role=m["role"], content=m["content"]) for m in history if m["role"] in ("user", "assistant")
+    ]
+    if include_current:
+        messages.append(ChatMessage(role="user", content=cmd.message))
+    budget = max_tokens * CHARS_PER_TOKEN
+    while len(messages) > 1 and sum(len(m.content) for m in messages) > budget:
+        messages.pop(0)
+    if preset and preset.system_prompt:
+        messages.insert(0, ChatMessage(role="system", content=preset.system_prompt))
+    model = cmd.model or (preset.model if preset else "") or overrides.get("model") or config.llm.default_model or None
+    params = preset.model_params if preset else None
+    request = ChatRequest(
+        model=model or "",
+        messages=messages,
+        temperature=params.temperature if params else None,
+        top_p=params.top_p if params else None,
+        max_tokens=params.max_tokens if params else None,
+        stop=params.stop if params else None,
+        presence_penalty=params.presence_penalty if params else None,
+        frequency_penalty=params.frequency_penalty if params else None,
+    )
+    pinned = cmd.channel_id or overrides.get("channelId") or None
+    channels = await channel_queries.enabled_channels(pool)
+    if pinned and not any(c.id == pinned for c in channels):
+        raise DomainError("CHANNEL_NOT_FOUND", f"channel '{pinned}' not found or disabled")
+    return request, channels, pinned
