@@ -35,7 +35,7 @@ from schemas.llm import ChatMessage, ChatRequest, ChatResult, StreamDone, TextDe
 from services.channels import queries as channel_queries
 from services.channels.handlers import record_health
 from services.channels.probe import target_of
-from services.channels.providers.base import ProviderError
+from services.channels.providers.errors import ProviderError
 from services.channels.providers.registry import ADAPTERS, HttpClients
 from services.chat import queries
 from services.chat.selection import order_channels
