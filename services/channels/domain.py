@@ -140,7 +140,8 @@ def decide_health(
             return []
         return [ChannelStatusChanged(status="active", tested_at=now if tested else None)]
     failures = state.consecutive_failures + 1
-    if retry_after is not None:
+    # A 429 cools a channel down, but must not lift an `error` (a cooldown ends by itself; error does not).
+    if retry_after is not None and (state.status != "error" or tested):
         until = now + max(1.0, retry_after)
         return [
             ChannelStatusChanged(
@@ -152,7 +153,7 @@ def decide_health(
             )
         ]
     status = "error" if failures >= ERROR_AFTER_FAILURES or tested else state.status
-    if status == "idle":
+    if status in ("idle", "cooldown"):  # a failure after the cooldown ended: in use again, not cooling
         status = "active"
     return [
         ChannelStatusChanged(

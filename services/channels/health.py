@@ -9,11 +9,10 @@ from typing import Any
 
 from bus.eventstore import EventStore
 from schemas.envelope import CommandEnvelope
+from services.channels.domain import DEFAULT_COOLDOWN_SECONDS
 from services.channels.handlers import record_health
 
 log = logging.getLogger("chatbus.channels")
-
-DEFAULT_RATE_LIMIT_COOLDOWN = 30.0
 
 
 async def record_outcomes(
@@ -25,7 +24,7 @@ async def record_outcomes(
         failed = "error" in attempt
         retry_after = attempt.get("retryAfter") if attempt.get("kind") == "rate_limited" else None
         if failed and attempt.get("kind") == "rate_limited" and retry_after is None:
-            retry_after = DEFAULT_RATE_LIMIT_COOLDOWN
+            retry_after = DEFAULT_COOLDOWN_SECONDS
         if not failed and used_was_active:
             continue
         payload = {"id": attempt["id"], "ok": not failed, "error": attempt.get("error"), "retry_after": retry_after}

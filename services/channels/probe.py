@@ -17,7 +17,7 @@ from schemas.errors import DomainError
 from schemas.llm import ChatMessage, ChatRequest, ProviderTarget
 from services.channels import domain, queries
 from services.channels.handlers import record_health
-from services.channels.providers.base import ProviderError
+from services.channels.providers.errors import ProviderError
 from services.channels.providers.registry import ADAPTERS, HttpClients
 from services.channels.selection import pick_key
 

@@ -15,7 +15,7 @@ from schemas.channels import Channel
 from schemas.errors import DomainError
 from schemas.llm import ChatRequest, ChatResult, StreamDone, TextDelta
 from services.channels.probe import target_of
-from services.channels.providers.base import ProviderError
+from services.channels.providers.errors import ProviderError
 from services.channels.providers.registry import ADAPTERS, HttpClients
 from services.channels.selection import order_channels
 

@@ -20,6 +20,7 @@ from bus import db, logs, nats_conn, subjects
 from schemas.logs import LogEntry, log_entry_decoder
 from services.logs.sink import LogSink, insert_logs, start_log_sink
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 ENTRY_KEYS = {"timestamp", "level", "service", "instanceId", "logger", "message", "requestId", "extra"}
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -176,12 +177,11 @@ async def test_bad_values_answer_400(stack: Stack, params: dict[str, str]) -> No
 
 
 async def lines_of(c: Any, request_id: str, count: int, timeout: float = 10) -> list[dict[str, Any]]:
-    async with asyncio.timeout(timeout):
-        while True:
-            items: list[dict[str, Any]] = (await get_page(c, request_id=request_id, order="asc"))["items"]
-            if len(items) >= count:
-                return items
-            await asyncio.sleep(0.1)
+    async def enough() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = (await get_page(c, request_id=request_id, order="asc"))["items"]
+        return items if len(items) >= count else None
+
+    return await wait_until(enough, timeout=timeout, interval=0.1, message=f"{count} lines of {request_id}")
 
 
 async def test_a_requests_log_lines_carry_its_request_id(stack: Stack, pipeline: Pipeline) -> None:
@@ -267,9 +267,7 @@ async def test_an_edge_with_publish_logs_publishes_its_lines(stack: Stack, pipel
         r = await stack.client(edge=1, token=token).post("/api/presets", json={"id": "from-edge", "name": "E"})
         assert r.status_code == 201, r.text
         rid = r.headers["x-request-id"]
-        async with asyncio.timeout(10):
-            while not any(e.request_id == rid for e in seen):
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: any(e.request_id == rid for e in seen), message=f"a line of request {rid}")
     finally:
         await edge.stop()
         stack.edges.remove(edge)

@@ -13,6 +13,7 @@ import pytest
 
 from tests.servers import Servers
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -69,9 +70,7 @@ async def _outage(stack: Stack, stop: Callable[[], None], start: Callable[[], ob
     assert health.status_code == 503 and health.json()["data"]["status"] == "degraded"
     await asyncio.to_thread(start)
     restarted = time.monotonic()
-    async with asyncio.timeout(30):
-        while traffic.last_success < restarted:
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: traffic.last_success >= restarted, timeout=30, message="a write after the restart")
     recovery = time.monotonic() - restarted
     await asyncio.sleep(0.5)
     traffic.stop.set()

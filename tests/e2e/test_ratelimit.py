@@ -10,6 +10,7 @@ import pytest
 import websockets
 
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -22,15 +23,16 @@ async def limited(nats_url: str, database: str):  # type: ignore[no-untyped-def]
         await s.stop()
 
 
-def wait_for_fresh_window() -> None:
-    """Start a test at least 15 s away from a minute boundary, so one window holds it all."""
+async def wait_for_fresh_window() -> None:
+    """Start a test at least 15 s away from a minute boundary, so one window holds it all. (Waits for the
+    wall clock, not for state; without blocking the loop, where the edges and workers of the test run.)"""
     remaining = 60 - time.time() % 60
     if remaining < 15:
-        time.sleep(remaining + 0.1)
+        await asyncio.sleep(remaining + 0.1)
 
 
 async def test_sixty_per_window_in_total_across_two_edges(limited: Stack) -> None:
-    wait_for_fresh_window()
+    await wait_for_fresh_window()
     token = await limited.login()
     edges = [limited.client(0, token=token), limited.client(1, token=token)]
     statuses: list[int] = []
@@ -56,38 +58,39 @@ async def test_sixty_per_window_in_total_across_two_edges(limited: Stack) -> Non
 
 
 async def test_anonymous_clients_are_counted_by_address(limited: Stack) -> None:
-    wait_for_fresh_window()
+    await wait_for_fresh_window()
     anon = limited.client(1)
     codes = [(await anon.get("/api/presets")).status_code for _ in range(61)]
     assert codes[:60] == [401] * 60 and codes[60] == 429
 
 
 async def test_limit_changes_apply_at_once_and_zero_turns_it_off(limited: Stack) -> None:
-    wait_for_fresh_window()
+    await wait_for_fresh_window()
     token = await limited.login()
     c = limited.client(0, token=token)
     r = await c.put("/api/config", json={"rateLimit": {"requestsPerMinute": 5}})
     assert r.status_code == 200
     version = r.json()["data"]["version"]
     cache = limited.edges[1].server.config.app.state["edge"].config_cache  # type: ignore[attr-defined]
-    async with asyncio.timeout(1):
-        while cache.version < version:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: cache.version >= version, timeout=1, interval=0.01, message="the config change pushed")
     other = limited.client(1, token=token)
     codes = [(await other.get("/api/presets")).status_code for _ in range(5)]
     assert codes == [200, 200, 200, 200, 429]  # the PUT above was the first of the five
     r = await other.get("/api/presets")
     assert r.status_code == 429 and r.headers["x-ratelimit-limit"] == "5"
     await limited.set_config({"rateLimit": {"requestsPerMinute": 0}})
-    async with asyncio.timeout(35):  # set directly in the store: the periodic refresh picks it up
-        while cache.document.rate_limit.requests_per_minute != 0:
-            await cache.refresh()
+
+    async def refreshed() -> bool:  # set directly in the store: a refresh picks it up
+        await cache.refresh()
+        return cache.document.rate_limit.requests_per_minute == 0
+
+    await wait_until(refreshed, timeout=35, interval=0.01, message="the limit of 0 read from the store")
     r = await other.get("/api/presets")
     assert r.status_code == 200 and "x-ratelimit-limit" not in r.headers
 
 
 async def test_a_stream_counts_once_at_connect(limited: Stack) -> None:
-    wait_for_fresh_window()
+    await wait_for_fresh_window()
     token = await limited.login()
     c = limited.client(0, token=token)
     before = int((await c.get("/api/presets")).headers["x-ratelimit-remaining"])

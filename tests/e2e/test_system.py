@@ -9,6 +9,7 @@ import pytest
 from bus.heartbeat import live_instances
 from tests.procs import kill, spawn
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 
 async def test_status_lists_every_live_instance(nats_url: str, database: str) -> None:
@@ -36,25 +37,22 @@ async def test_status_lists_every_live_instance(nats_url: str, database: str) ->
 async def test_a_killed_worker_disappears_within_15_seconds(stack: Stack) -> None:
     worker = spawn(["worker"], stack.nats_url, stack.dsn)
     try:
-        async with asyncio.timeout(20):
-            while (
-                len(
-                    [
-                        i
-                        for i in await live_instances(stack.edges[0].server.config.app.state["edge"].nc)  # type: ignore[attr-defined]
-                        if i.pid == worker.pid
-                    ]
-                )
-                == 0
-            ):
-                await asyncio.sleep(0.2)
+        nc = stack.edges[0].server.config.app.state["edge"].nc  # type: ignore[attr-defined]
+
+        async def announced() -> bool:
+            return any(i.pid == worker.pid for i in await live_instances(nc))
+
+        await wait_until(announced, timeout=20, interval=0.2, message="the worker's heartbeat")
         kill(worker)
         loop = asyncio.get_running_loop()
         killed_at = loop.time()
         c = await stack.admin()
-        async with asyncio.timeout(20):
-            while any(i["pid"] == worker.pid for i in (await c.get("/api/system/status")).json()["data"]["instances"]):
-                await asyncio.sleep(0.5)
+
+        async def gone() -> bool:
+            instances = (await c.get("/api/system/status")).json()["data"]["instances"]
+            return not any(i["pid"] == worker.pid for i in instances)
+
+        await wait_until(gone, timeout=20, interval=0.5, message="the killed worker leaves the status")
         assert loop.time() - killed_at <= 15.5
     finally:
         kill(worker)

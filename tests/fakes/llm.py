@@ -30,6 +30,8 @@ from urllib.parse import parse_qs, unquote
 import msgspec
 import uvicorn
 
+from tests.waiting import wait_until
+
 Protocol = Literal["openai", "claude", "gemini"]
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -291,11 +293,15 @@ class FakeProvider:
         )
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
+        server, task = self._server, self._task
+
+        def started() -> bool:
+            if task.done():
+                task.result()
                 raise RuntimeError("fake provider stopped during start-up")
-            await asyncio.sleep(0.005)
+            return server.started
+
+        await wait_until(started, interval=0.005, message="the fake provider starts")
         return self
 
     async def stop(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -21,20 +21,7 @@ from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo, command_e
 from schemas.logs import LogEntry, log_entry_decoder
 from services.logs import queries
 from services.logs.sink import LogSink, enforce_retention, insert_logs, start_log_sink
-
-
-async def wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10, state: Callable[[], object] = lambda: None
-) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                result = predicate()
-                if result if isinstance(result, bool) else await result:
-                    return
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"condition not met in {timeout}s; state: {state()}") from None
+from tests.waiting import wait_until
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ from schemas.llm import (
     ToolSpec,
 )
 from services.channels.providers import anthropic, gemini, openai
-from services.channels.providers.base import Adapter, ProviderError
+from services.channels.providers.base import Adapter
+from services.channels.providers.errors import ProviderError
 from services.channels.providers.registry import ADAPTERS, HttpClients, adapter_for
 from tests.fakes.llm import FakeProvider, Protocol, delay, garbage, reply, status, stream, tool_call
 

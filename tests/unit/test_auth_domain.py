@@ -15,6 +15,7 @@ from schemas.auth import LoginLinkConsumed, PasswordChanged, UserCreated
 from schemas.errors import DomainError
 from services.auth import domain, passwords, tokens
 from services.auth.domain import UserState
+from tests.unit.kit import Kit
 
 SECRET = "test-secret-" + "0123456789abcdef" * 4
 
@@ -31,10 +32,7 @@ def ev(event_type: str, data: dict[str, Any]) -> Any:
 
 
 def fold(username: str, events: list[msgspec.Struct]) -> UserState:
-    state = UserState(username)
-    for event in events:
-        state = domain.evolve(state, event)
-    return state
+    return Kit(domain.evolve, UserState(username)).fold(*events)
 
 
 def error_of(call: Any, *args: Any, **kwargs: Any) -> DomainError:
@@ -116,13 +114,28 @@ def test_lockout_at_threshold(failures: int) -> None:
 
 
 def test_consume_link_once_then_refused() -> None:
-    consumed = False
-    events = domain.decide_consume_link(consumed, "j1", "admin")
-    assert events == [LoginLinkConsumed(jti="j1", username="admin")]
-    for event in events:
-        consumed = domain.evolve_link(consumed, event)
-    err = error_of(domain.decide_consume_link, consumed, "j1", "admin")
-    assert (err.code, err.status) == ("INVALID_TOKEN", 401)
+    links = Kit(domain.evolve_link, False)
+    after = (
+        links.given()
+        .when(domain.decide_consume_link, "j1", "admin")
+        .then(LoginLinkConsumed(jti="j1", username="admin"))
+    )
+    assert after.state is True
+    after.when(domain.decide_consume_link, "j1", "admin").then_error("INVALID_TOKEN", status=401)
+
+
+def test_user_scenario_on_the_kit() -> None:
+    users = Kit(domain.evolve, UserState("bob"))
+    after = (
+        users.given()
+        .when(domain.decide_set_password, "h1", "readonly")
+        .then(UserCreated(username="bob", password_hash="h1", scope="readonly"))
+        .when(domain.decide_change_password, True, "h2")
+        .then(PasswordChanged(password_hash="h2"))
+    )
+    assert (after.state.password_hash, after.state.scope, after.state.version) == ("h2", "readonly", 2)
+    after.when(domain.decide_set_password, "h3").then(PasswordChanged(password_hash="h3"))
+    after.when(domain.decide_change_password, False, "h3").then_error("INVALID_CREDENTIALS", status=401)
 
 
 # ---- tokens ----

@@ -17,6 +17,7 @@ from schemas.presets import (
 )
 from services.presets import domain
 from services.presets.domain import DEFAULT_STREAM, DefaultState, PresetState, stream_id
+from tests.unit.kit import Kit
 
 
 class _Unrelated(msgspec.Struct):
@@ -30,11 +31,12 @@ def ev(event_type: str, data: dict[str, Any]) -> Any:
     return _Unrelated()
 
 
+def kit(preset_id: str = "helper") -> Kit[PresetState]:
+    return Kit(domain.evolve, PresetState(preset_id))
+
+
 def fold(preset_id: str, events: list[msgspec.Struct]) -> PresetState:
-    state = PresetState(preset_id)
-    for event in events:
-        state = domain.evolve(state, event)
-    return state
+    return kit(preset_id).fold(*events)
 
 
 def created(preset_id: str = "helper", type_: str = "user", **fields: Any) -> PresetState:
@@ -216,6 +218,22 @@ def test_update_with_matching_expected_version() -> None:
     assert event == PresetUpdated(changes={"name": "X"})
 
 
+def test_create_update_delete_scenario() -> None:
+    fields = domain.validate_fields({"name": "A"})
+    after = (
+        kit("pre1")
+        .given()
+        .when(domain.decide_create, {"name": "A"}, "user")
+        .then(PresetCreated(id="pre1", type="user", fields=fields))
+        .when(domain.decide_update, {"name": "B"}, 1)
+        .then(PresetUpdated(changes={"name": "B"}))
+    )
+    after.when(domain.decide_update, {"name": "C"}, 1).then_error("VERSION_CONFLICT")
+    after.when(domain.decide_delete, 2).then(PresetDeleted(id="pre1")).when(domain.decide_delete, None).then_error(
+        "PRESET_NOT_FOUND", status=404
+    )
+
+
 def test_update_no_op_emits_nothing() -> None:
     state = created(model="m1")
     assert domain.decide_update(state, {"name": "Helper", "model": "m1"}, None) == []
@@ -280,22 +298,26 @@ def test_delete_default_preset_refused() -> None:
 
 def test_set_default_first_time() -> None:
     target = created("alpha")
-    out = domain.decide_set_default(DefaultState(), target, None)
-    assert out == {
-        DEFAULT_STREAM: [DefaultPresetChanged(preset_id="alpha", previous_id=None)],
-        stream_id("alpha"): [PresetDefaultChanged(is_default=True)],
-    }
+    Kit(domain.evolve_default, DefaultState()).given().when(domain.decide_set_default, target, None).then_streams(
+        {
+            DEFAULT_STREAM: [DefaultPresetChanged(preset_id="alpha", previous_id=None)],
+            stream_id("alpha"): [PresetDefaultChanged(is_default=True)],
+        }
+    )
 
 
 def test_set_default_moves_and_touches_previous_stream() -> None:
     previous = domain.evolve(created("alpha"), ev("PresetDefaultChanged", {"is_default": True}))
     target = created("beta")
-    out = domain.decide_set_default(DefaultState("alpha", 1), target, previous)
-    assert out == {
-        DEFAULT_STREAM: [DefaultPresetChanged(preset_id="beta", previous_id="alpha")],
-        stream_id("beta"): [PresetDefaultChanged(is_default=True)],
-        stream_id("alpha"): [PresetDefaultChanged(is_default=False)],
-    }
+    defaults = Kit(domain.evolve_default, DefaultState())
+    given = defaults.given(DefaultPresetChanged(preset_id="alpha", previous_id=None))
+    given.when(domain.decide_set_default, target, previous).then_streams(
+        {
+            DEFAULT_STREAM: [DefaultPresetChanged(preset_id="beta", previous_id="alpha")],
+            stream_id("beta"): [PresetDefaultChanged(is_default=True)],
+            stream_id("alpha"): [PresetDefaultChanged(is_default=False)],
+        }
+    )
 
 
 def test_set_default_previous_gone_is_not_touched() -> None:

@@ -11,22 +11,17 @@ import httpx
 import msgspec
 
 from schemas.llm import ChatMessage, ChatRequest, ChatResult, ProviderTarget, StreamDone, StreamEvent, ToolCall, Usage
-from services.channels.providers.base import (
-    Adapter,
-    StreamAssembler,
-    UpstreamError,
-    args_object,
-    bad_response,
+from services.channels.providers.base import Adapter
+from services.channels.providers.errors import UpstreamError, bad_response, error_from_payload
+from services.channels.providers.http import (
     decode_or_raise,
     encode_json,
-    error_from_payload,
-    json_text,
-    make_usage,
     normalize_url,
     request_bytes,
-    sse_stream,
     with_custom_headers,
 )
+from services.channels.providers.sse import sse_stream
+from services.channels.providers.stream import StreamAssembler, args_object, json_text, make_usage
 
 DEFAULT_PATH = "/v1"
 API_VERSION = "2023-06-01"

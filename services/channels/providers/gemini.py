@@ -12,22 +12,17 @@ import httpx
 import msgspec
 
 from schemas.llm import ChatRequest, ChatResult, ProviderTarget, StreamDone, StreamEvent, ToolCall, ToolSpec, Usage
-from services.channels.providers.base import (
-    Adapter,
-    StreamAssembler,
-    args_object,
-    bad_response,
+from services.channels.providers.base import Adapter
+from services.channels.providers.errors import bad_response, error_from_payload, parse_error_body
+from services.channels.providers.http import (
     decode_or_raise,
     encode_json,
-    error_from_payload,
-    json_text,
-    make_usage,
     normalize_url,
-    parse_error_body,
     request_bytes,
-    sse_stream,
     with_custom_headers,
 )
+from services.channels.providers.sse import sse_stream
+from services.channels.providers.stream import StreamAssembler, args_object, json_text, make_usage
 
 DEFAULT_PATH = "/v1beta"
 MAX_MODEL_PAGES = 50
