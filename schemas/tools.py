@@ -110,6 +110,7 @@ class SetDangerous(msgspec.Struct, kw_only=True):
     name: str | None = None
     dangerous: bool = True
     tools: list[str] | None = None
+    allow_dangerous: bool | None = None  # the global config's `tools.allowDangerous`
 
 
 class SetAllTools(msgspec.Struct, kw_only=True):

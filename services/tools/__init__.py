@@ -21,7 +21,7 @@ MODULE = DomainModule(
     events=domain.EVENTS,
     handlers=combined(
         transactional(handlers.HANDLERS),
-        lambda ctx: ToolService(ctx.store, ctx.config, build_registry(ctx)).handlers(),
+        lambda ctx: ToolService(ctx.store, ctx.nc, ctx.config, build_registry(ctx)).handlers(),
     ),
     projections=(projection.PROJECTION,),
 )

@@ -13,13 +13,15 @@ import time
 from typing import Any
 
 import msgspec
+from nats.aio.client import Client as NATS
 
+from bus import subjects
 from bus.eventstore import EventStore, error_reply
 from bus.worker import CommandFn
-from schemas.envelope import CommandEnvelope, CommandReply
+from schemas.envelope import CommandEnvelope, CommandReply, command_encoder, reply_decoder
 from schemas.errors import DomainError
 from schemas.presets import PresetTools
-from schemas.tools import CallTool, ListTools, SetAllTools, ToolInfo
+from schemas.tools import CallTool, ListTools, SetAllTools, SetDangerous, ToolInfo
 from services.config.cache import ConfigCache
 from services.group_admin import queries as group_queries
 from services.presets import queries as preset_queries
@@ -60,8 +62,9 @@ def _bounded(result: Any) -> Any:
 
 
 class ToolService:
-    def __init__(self, store: EventStore, config: ConfigCache, registry: ToolRegistry) -> None:
+    def __init__(self, store: EventStore, nc: NATS, config: ConfigCache, registry: ToolRegistry) -> None:
         self.store = store
+        self.nc = nc
         self.config = config
         self.registry = registry
 
@@ -169,5 +172,25 @@ class ToolService:
         return await self.store.execute(envelope, handlers.set_all(names, cmd.enabled))
 
     async def set_dangerous(self, envelope: CommandEnvelope) -> CommandReply:
+        """The dangerous flags (this domain's), and the global `allowDangerous` (the config's: a
+        sub-command of this one, so a retry with the same key changes nothing twice)."""
+        try:
+            cmd = msgspec.convert(envelope.payload, SetDangerous)
+        except msgspec.ValidationError as exc:
+            return error_reply(DomainError("INVALID_ARGS", f"bad payload: {exc}"))
         defaults = {t.name: t.dangerous for t in self.registry.tools()}
-        return await self.store.execute(envelope, handlers.set_dangerous(defaults))
+        reply = await self.store.execute(envelope, handlers.set_dangerous(defaults))
+        allow = self.config.document.tools.allow_dangerous
+        if reply.ok and cmd.allow_dangerous is not None and cmd.allow_dangerous != allow:
+            patch = {"patch": {"tools": {"allowDangerous": cmd.allow_dangerous}}}
+            sub = envelope.derive("config", patch)
+            raw = await self.nc.request(subjects.command("config", "update"), command_encoder.encode(sub), timeout=10)
+            config_reply = reply_decoder.decode(raw.data)
+            if not config_reply.ok:
+                return config_reply
+            allow = cmd.allow_dangerous
+        if reply.ok:
+            return CommandReply(
+                ok=True, result={**(reply.result or {}), "allowDangerous": allow}, version=reply.version
+            )
+        return reply
