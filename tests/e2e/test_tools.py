@@ -90,7 +90,11 @@ async def test_call_test_and_logs(stack: Stack) -> None:
 
 async def test_calculate_refuses_code_and_huge_powers(stack: Stack) -> None:
     c = await stack.admin()
-    for expression, why in (("__import__('os')", "not allowed"), ("2**99999999", "too large"), ("9**9**9", "too large")):
+    for expression, why in (
+        ("__import__('os')", "not allowed"),
+        ("2**99999999", "too large"),
+        ("9**9**9", "too large"),
+    ):
         r = await c.post("/api/tools/call", json={"name": "calculate", "args": {"expression": expression}})
         assert r.status_code == 200, r.text
         data = r.json()["data"]
@@ -175,3 +179,24 @@ async def test_retried_call_runs_once(stack: Stack) -> None:
     two = (await c.post("/api/tools/call", json=body, headers=headers)).json()["data"]
     assert one == two
     assert (await c.get("/api/tools/logs", params={"toolName": "roll_dice"})).json()["data"]["total"] == 2
+
+
+async def test_two_tools_workers_serve_calls(stack: Stack) -> None:
+    from chatbus.runtime import start_workers
+
+    c = await stack.admin()
+    extra = await start_workers(stack.nats_url, stack.dsn, domains=["tools"], pool_size=3)
+    stack.workers.append(extra)  # stopped with the stack
+    n = 40
+    replies = await asyncio.gather(
+        *(c.post("/api/tools/call", json={"name": "calculate", "args": {"expression": f"{i} + 1"}}) for i in range(n))
+    )
+    assert sorted(r.json()["data"]["result"]["result"] for r in replies) == list(range(1, n + 1))
+    served = [rt.handled for w in stack.workers for rt in w.runtimes if rt.domain == "tools"]
+    assert len(served) == 2 and all(count > 0 for count in served), served
+    assert len(await logs_of(c, "calculate", n)) == 20  # one page; the total is checked by logs_of
+    # One worker gone: the other serves every call.
+    await extra.stop()
+    stack.workers.remove(extra)
+    r = await c.post("/api/tools/call", json={"name": "calculate", "args": {"expression": "2 ** 10"}})
+    assert r.json()["data"]["result"]["result"] == 1024
