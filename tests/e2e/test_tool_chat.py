@@ -3,11 +3,17 @@ that ask for a tool and then answer with the result they were given."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from typing import Any
 
+import nats
 import pytest
 
+from bus import subjects
+from schemas.envelope import Actor, CommandEnvelope, command_encoder, reply_decoder
+from services.tools.registry import SOURCE_FACTORIES, CallContext, ToolDef
 from tests.e2e.test_chat import add_channel, sse
 from tests.e2e.test_tools import logs_of
 from tests.fakes.llm import FakeProvider, Protocol, reply, tool_call
@@ -132,3 +138,74 @@ async def test_retried_turn_does_not_run_a_tool_twice(stack: Stack) -> None:
         again = await c.post("/api/chat", json=body, headers=headers)
         assert again.json()["data"] == first.json()["data"]
         assert len(await logs_of(c, "roll_dice", 1)) == 1
+
+
+class _PluginSource:
+    """A plugin tool source, as any other source plugs in: one slow tool and one that crashes."""
+
+    kind = "plugin"
+
+    def tools(self) -> list[ToolDef]:
+        return [
+            ToolDef("slow_tool", "sleeps", {"type": "object", "properties": {}}, source="plugin", category="test"),
+            ToolDef("boom_tool", "crashes", {"type": "object", "properties": {}}, source="plugin", category="test"),
+        ]
+
+    async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> Any:
+        if name == "slow_tool":
+            await asyncio.sleep(30)
+        raise RuntimeError("kaboom")
+
+
+async def test_slow_and_crashing_plugin_tools_give_error_results(nats_url: str, database: str) -> None:
+    SOURCE_FACTORIES.append(lambda ctx: _PluginSource())
+    stack = Stack(nats_url, database)
+    try:
+        await stack.start()
+        await stack.set_config({"tools": {"timeoutMs": 300}})
+        for worker in stack.workers:
+            await worker.config.refresh()
+    finally:
+        SOURCE_FACTORIES.pop()
+    try:
+        c = await stack.admin()
+        listed = (await c.get("/api/tools", params={"source": "plugin"})).json()["data"]
+        assert {t["name"] for t in listed["items"]} == {"slow_tool", "boom_tool"}
+        r = await c.post("/api/tools/test", json={"toolName": "boom_tool"})
+        assert r.status_code == 200 and r.json()["data"]["success"] is False
+        assert r.json()["data"]["error"] == "RuntimeError: kaboom"
+        async with FakeProvider("openai") as fake:
+            await add_channel(c, fake, "p")
+            r = await c.post("/api/chat", json={"message": "<<tool:slow_tool>>"})
+            assert r.status_code == 200, r.text
+            data = r.json()["data"]
+            assert data["toolCalls"][0]["success"] is False and "timed out" in data["toolCalls"][0]["error"]
+            assert "timed out" in data["response"]
+    finally:
+        await stack.stop()
+
+
+async def test_dangerous_tool_refused_in_a_group_callers_turn(stack: Stack) -> None:
+    """A turn that comes from a group (a platform adapter's command, group-scoped actor)."""
+    c = await stack.admin()
+    assert (await c.post("/api/tools/dangerous/toggle", json={"toolName": "roll_dice", "isDangerous": True})).is_success
+    async with FakeProvider("claude") as fake:
+        await add_channel(c, fake, "p")
+        nc = await nats.connect(stack.nats_url)
+        try:
+            envelope = CommandEnvelope(
+                command_id=uuid.uuid4(),
+                type="chat.send",
+                actor=Actor("qq:42", "group:777"),
+                payload={"message": "<<tool:roll_dice>>", "conversation_id": "group:777", "group_id": "777"},
+            )
+            msg = await nc.request(subjects.command("chat", "send"), command_encoder.encode(envelope), timeout=15)
+        finally:
+            await nc.close()
+        reply = reply_decoder.decode(msg.data)
+        assert reply.ok, reply.error
+        # Not offered to the model; asked for anyway, refused.
+        assert "roll_dice" not in json.dumps(fake.requests[0].body.get("tools"))
+        call = reply.result["toolCalls"][0]
+        assert call["success"] is False and "FORBIDDEN" in call["error"]
+        assert (await c.get("/api/tools/logs", params={"toolName": "roll_dice"})).json()["data"]["total"] == 0
