@@ -75,13 +75,13 @@ class TestBody(msgspec.Struct, rename="camel", kw_only=True):
 
 class Caller(msgspec.Struct, kw_only=True):
     subject: str = ""
-    scope: str = "admin"  # "admin" | "group:<id>"
+    scope: str = "none"  # "admin" | "group:<id>"; absent: the command's actor, else no privilege
 
 
 class CallTool(msgspec.Struct, kw_only=True):
     name: str
     arguments: dict[str, Any] = {}
-    caller: Caller = msgspec.field(default_factory=Caller)
+    caller: Caller | None = None
     conversation_id: str | None = None
     user_id: str | None = None
     group_id: str | None = None

@@ -21,7 +21,7 @@ from bus.worker import CommandFn
 from schemas.envelope import CommandEnvelope, CommandReply, command_encoder, reply_decoder
 from schemas.errors import DomainError
 from schemas.presets import PresetTools
-from schemas.tools import CallTool, ListTools, SetAllTools, SetDangerous, ToolInfo
+from schemas.tools import Caller, CallTool, ListTools, SetAllTools, SetDangerous, ToolInfo
 from services.config.cache import ConfigCache
 from services.group_admin import queries as group_queries
 from services.presets import queries as preset_queries
@@ -76,6 +76,15 @@ class ToolService:
             "set_dangerous": self.set_dangerous,
         }
 
+    @staticmethod
+    def _caller(cmd: CallTool, envelope: CommandEnvelope) -> Caller:
+        """Who runs the tool: the payload's caller, else the command's actor, else nobody privileged."""
+        if cmd.caller is not None:
+            return cmd.caller
+        if envelope.actor is not None:
+            return Caller(subject=envelope.actor.subject, scope=envelope.actor.scope)
+        return Caller()
+
     async def _context(self, cmd: CallTool) -> tuple[PresetTools | None, dict[str, Any] | None]:
         pool = self.store.pool
         preset = await preset_queries.get_preset(pool, cmd.preset_id) if cmd.preset_id else None
@@ -93,7 +102,7 @@ class ToolService:
         if cmd.usable_by is not None:
             preset, group = await self._context(cmd.usable_by)
             global_tools = self.config.document.tools
-            scope = cmd.usable_by.caller.scope
+            scope = self._caller(cmd.usable_by, envelope).scope
             tools = [
                 t for t in tools if policy.permitted(t, settings, global_tools, preset=preset, group=group, scope=scope)
             ]
@@ -114,11 +123,12 @@ class ToolService:
         preset, group = await self._context(cmd)
         settings = await queries.settings(self.store.pool)
         global_tools = self.config.document.tools
+        caller = self._caller(cmd, envelope)
         try:
-            policy.check(tool, settings, global_tools, preset=preset, group=group, scope=cmd.caller.scope)
+            policy.check(tool, settings, global_tools, preset=preset, group=group, scope=caller.scope)
         except DomainError as exc:
             return error_reply(exc)
-        context = CallContext(cmd.caller.subject, cmd.caller.scope, cmd.conversation_id, cmd.user_id, cmd.group_id)
+        context = CallContext(caller.subject, caller.scope, cmd.conversation_id, cmd.user_id, cmd.group_id)
         result, error, duration_ms = await self._run(tool, source, cmd.arguments, context, global_tools.timeout_ms)
         reply: dict[str, Any] = {
             "toolName": tool.name,
@@ -136,8 +146,8 @@ class ToolService:
             error=error,
             duration_ms=duration_ms,
             source=tool.source,
-            caller=cmd.caller.subject,
-            caller_scope=cmd.caller.scope,
+            caller=caller.subject,
+            caller_scope=caller.scope,
             user_id=cmd.user_id,
             group_id=cmd.group_id,
             conversation_id=cmd.conversation_id,

@@ -16,7 +16,7 @@ from schemas.envelope import Actor, CommandEnvelope, command_encoder, reply_deco
 from services.tools.registry import SOURCE_FACTORIES, CallContext, ToolDef
 from tests.e2e.test_chat import add_channel, sse
 from tests.e2e.test_tools import logs_of
-from tests.fakes.llm import FakeProvider, Protocol, reply, tool_call
+from tests.fakes.llm import FakeProvider, Protocol, reply, status, tool_call
 from tests.stack import Stack
 
 CALC = '<<tool:calculate {"expression": "6 * 7"}>>'
@@ -209,3 +209,40 @@ async def test_dangerous_tool_refused_in_a_group_callers_turn(stack: Stack) -> N
         call = reply.result["toolCalls"][0]
         assert call["success"] is False and "FORBIDDEN" in call["error"]
         assert (await c.get("/api/tools/logs", params={"toolName": "roll_dice"})).json()["data"]["total"] == 0
+
+
+async def test_search_history_reads_only_the_callers_conversation(stack: Stack) -> None:
+    c = await stack.admin()
+    async with FakeProvider("openai") as fake:
+        await add_channel(c, fake, "p")
+        await c.post("/api/chat", json={"message": "secret banana plan", "conversationId": "web:other"})
+        await c.post("/api/chat", json={"message": "I like banana bread", "conversationId": "web:mine"})
+        ask = '<<tool:search_history {"query": "banana", "conversation_id": "web:other"}>>'
+        r = await c.post("/api/chat", json={"message": ask, "conversationId": "web:mine"})
+        assert r.status_code == 200, r.text
+        found = r.json()["data"]["toolCalls"][0]["result"]
+        contents = [m["content"] for m in found["messages"]]
+        assert "I like banana bread" in contents and not any("secret" in m for m in contents)
+    # Outside a chat turn there is no "own conversation".
+    r = await c.post("/api/tools/test", json={"toolName": "search_history", "arguments": {"query": "banana"}})
+    assert r.json()["data"]["success"] is False
+
+
+async def test_turn_failing_after_a_tool_ran_is_retried_without_running_it_again(stack: Stack) -> None:
+    """The worker gets as far as running the tool, then the turn fails (here: the model refuses the
+    second call); the client retries with the same key: the tool's stored result is reused."""
+    c = await stack.admin()
+    async with FakeProvider("openai") as fake:
+        await add_channel(c, fake, "p")
+        dice = tool_call("roll_dice", {"sides": 1000, "count": 4}, id="call_1")
+        fake.script(reply(tool_calls=[dice]), status(400))
+        headers = {"Idempotency-Key": "turn-after-tool"}
+        first = await c.post("/api/chat", json={"message": "roll"}, headers=headers)
+        assert first.status_code == 502, first.text
+        [ran] = await logs_of(c, "roll_dice", 1)
+        fake.script(reply(tool_calls=[dice]))
+        again = await c.post("/api/chat", json={"message": "roll"}, headers=headers)
+        assert again.status_code == 200, again.text
+        call = again.json()["data"]["toolCalls"][0]
+        assert call["result"] == ran["result"]
+        assert (await c.get("/api/tools/logs", params={"toolName": "roll_dice"})).json()["data"]["total"] == 1
