@@ -39,6 +39,7 @@ from api.routes.personalities import PersonalityController
 from api.routes.presets import PresetController
 from api.routes.streams import events_sse, ws_endpoint
 from api.routes.system import VERSION, health, system_stats, system_status
+from api.routes.tools import ToolController
 from api.security import require_admin
 from api.state import Edge
 from bus import db, nats_conn
@@ -139,6 +140,9 @@ def create_app(config: EdgeConfig) -> Litestar:
     class AdminNekoChat(NekoChatController):
         guards = [require_admin]
 
+    class AdminTools(ToolController):
+        guards = [require_admin]
+
     return Litestar(
         route_handlers=[
             health,
@@ -153,6 +157,7 @@ def create_app(config: EdgeConfig) -> Litestar:
             AdminChannelProbes,
             AdminChat,
             AdminNekoChat,
+            AdminTools,
             GroupAdminController,
             group_login,
             system_status,

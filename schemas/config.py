@@ -81,6 +81,7 @@ class Tools(_Section):
     allow_dangerous: bool = False
     disabled_tools: Names = []
     timeout_ms: Annotated[int, Meta(ge=100, le=600_000)] = 30_000
+    max_rounds: Annotated[int, Meta(ge=0, le=20)] = 5
 
 
 class Mcp(_Section):

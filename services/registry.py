@@ -10,7 +10,7 @@ import asyncpg
 from bus.events import EventCatalog
 from bus.eventstore import EventStore
 from bus.projections import Projection
-from services import auth, channels, chat, config, group_admin, presets
+from services import auth, channels, chat, config, group_admin, presets, tools
 from services.module import DomainModule, HandlerFactory, WorkerContext
 
 MODULES: tuple[DomainModule, ...] = (
@@ -20,6 +20,7 @@ MODULES: tuple[DomainModule, ...] = (
     group_admin.MODULE,
     channels.MODULE,
     chat.MODULE,
+    tools.MODULE,
 )
 
 CATALOG: EventCatalog = EventCatalog().merge(*(m.events for m in MODULES))

@@ -32,7 +32,11 @@ SILENCE_LIMIT = 10.0  # seconds without a frame; workers send a keepalive every 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def new_conversation_id() -> str:
+def new_conversation_id(request: Request[Any, Any, Any] | None = None) -> str:
+    """A fresh `web:` id; with an Idempotency-Key, the same one for every retry of the request, so a
+    retried turn that failed half-way continues in the conversation its first try started."""
+    if request is not None and request.headers.get("idempotency-key") is not None:
+        return f"web:{commands.command_id(request, principal_of(request).username).hex}"
     return f"web:{uuid.uuid4().hex}"
 
 
@@ -126,18 +130,19 @@ class ChatController(Controller):
 
     @post("/api/chat", status_code=200)
     async def chat(self, request: Request[Any, Any, Any], data: ChatBody) -> Response[Any]:
-        payload = _payload(data, data.conversation_id or new_conversation_id())
+        payload = _payload(data, data.conversation_id or new_conversation_id(request))
         if data.stream:
             return await stream_turn(request, payload, chatai_frame)
         return ok(await chat_once(request, payload))
 
     @post("/api/chat/stream", status_code=200)
     async def chat_stream(self, request: Request[Any, Any, Any], data: ChatBody) -> Stream:
-        return await stream_turn(request, _payload(data, data.conversation_id or new_conversation_id()), chatai_frame)
+        conversation_id = data.conversation_id or new_conversation_id(request)
+        return await stream_turn(request, _payload(data, conversation_id), chatai_frame)
 
     @post("/api/llm/chat", status_code=200)
     async def llm_chat(self, request: Request[Any, Any, Any], data: NekoLlmChatBody) -> Response[bytes]:
-        conversation_id = data.session_id or new_conversation_id()
+        conversation_id = data.session_id or new_conversation_id(request)
         payload = {
             "message": data.message,
             "conversation_id": conversation_id,

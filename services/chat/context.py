@@ -20,9 +20,10 @@ CHARS_PER_TOKEN = 4  # a rough, provider-neutral budget for trimming context
 
 async def build_request(
     pool: asyncpg.Pool, config: ConfigDocument, cmd: SendChat, *, include_current: bool
-) -> tuple[ChatRequest, list[Channel], str | None]:
+) -> tuple[ChatRequest, list[Channel], str | None, str | None]:
     """The request for the LLM (system prompt, trimmed history, model and parameters), the enabled
-    channels, and the channel the turn is pinned to (by the caller or the group), if any."""
+    channels, the channel the turn is pinned to (by the caller or the group), if any, and the preset
+    (whose tool policy applies)."""
     group = await group_queries.get_group(pool, cmd.group_id) if cmd.group_id else None
     overrides = group["overrides"] if group else {}
     preset_id = cmd.preset_id or overrides.get("presetId") or config.presets.default_id
@@ -66,4 +67,4 @@ async def build_request(
     channels = await channel_queries.enabled_channels(pool)
     if pinned and not any(c.id == pinned for c in channels):
         raise DomainError("CHANNEL_NOT_FOUND", f"channel '{pinned}' not found or disabled")
-    return request, channels, pinned
+    return request, channels, pinned, preset.id if preset else None

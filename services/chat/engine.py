@@ -25,7 +25,8 @@ from services.channels.health import record_outcomes
 from services.channels.providers.registry import HttpClients
 from services.chat import handlers
 from services.chat.context import build_request
-from services.chat.failover import Turn, call_with_failover, turn_error
+from services.chat.failover import Turn, turn_error
+from services.chat.tool_loop import ToolLoop
 from services.config.cache import ConfigCache
 
 log = logging.getLogger("chatbus.chat")
@@ -67,7 +68,7 @@ class ChatEngine:
             return done[final.command_id]
         try:
             # The history as it was before this turn; the new message goes at its end.
-            request, channels, pinned = await build_request(
+            request, channels, pinned, preset_id = await build_request(
                 self.store.pool, self.config.document, cmd, include_current=first.command_id not in done
             )
         except DomainError as exc:
@@ -78,8 +79,9 @@ class ChatEngine:
         await self._publish(cmd, {"type": "start", "conversationId": cmd.conversation_id})
         keepalive = asyncio.create_task(self._keepalive(cmd))
         on_text = self._text_sender(cmd) if cmd.stream_subject else None
+        tools = ToolLoop(self.nc, self.config.document.tools, envelope, cmd, preset_id, self._frame_sender(cmd))
         try:
-            turn = await call_with_failover(self.http, request, channels, pinned, on_text)
+            turn = await tools.run(self.http, request, channels, pinned, on_text)
         finally:
             keepalive.cancel()
             user = await user_task
@@ -91,15 +93,20 @@ class ChatEngine:
         await record_outcomes(self.store, envelope, turn.tried, used_was_active=used_was_active)
         if turn.result is None and not turn.text:
             return await self._fail(cmd, turn_error(turn))
-        reply = await self.store.execute(final, self._reply(cmd, turn, (user.result or {}).get("messageId")))
+        reply = await self.store.execute(
+            final, self._reply(cmd, turn, (user.result or {}).get("messageId"), tools.records)
+        )
         if turn.result is None:  # broke after the first token: the partial reply is stored, marked failed
             return await self._fail(cmd, turn_error(turn))
         await self._publish(cmd, {"type": "end", **(reply.result or {})})
         return reply
 
-    def _reply(self, cmd: SendChat, turn: Turn, reply_to: str | None) -> Any:
+    def _reply(self, cmd: SendChat, turn: Turn, reply_to: str | None, tool_calls: list[dict[str, Any]]) -> Any:
+        """The stored reply keeps every tool call the turn ran, with its result (or, when no tool
+        was offered, the calls the model asked for anyway)."""
         usage = _usage(turn)
-        tool_calls = [msgspec.to_builtins(t) for t in (turn.result.tool_calls if turn.result else [])]
+        if not tool_calls and turn.result is not None:
+            tool_calls = [msgspec.to_builtins(t) for t in turn.result.tool_calls]
         model = turn.result.model if turn.result and turn.result.model else turn.model
         channel_id = turn.channel.id if turn.channel else None
         metadata = {
@@ -126,6 +133,12 @@ class ChatEngine:
     async def _fail(self, cmd: SendChat, failure: DomainError) -> CommandReply:
         await self._publish(cmd, {"type": "error", "code": failure.code, "message": failure.message})
         return error_reply(failure)
+
+    def _frame_sender(self, cmd: SendChat) -> Any:
+        async def send_frame(frame: dict[str, Any]) -> None:
+            await self._publish(cmd, frame)
+
+        return send_frame
 
     def _text_sender(self, cmd: SendChat) -> Any:
         async def send_text(text: str) -> None:

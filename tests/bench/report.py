@@ -43,6 +43,15 @@ def chat_overhead(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
                 "chatbus_ms": {q: chatbus[metric][q] for q in QUANTILES},
                 "errors": direct["errors"] + chatbus["errors"],
             }
+        tool, plain = by_key.get(f"chat-chatbus-tool-c{c}"), by_key.get(f"chat-chatbus-json-c{c}")
+        if tool is not None and plain is not None:
+            # What one tool round (model asks, cmd.tools.call, model answers) adds over a plain turn.
+            entry["tool_round"] = {
+                "added_ms": {q: round(tool["latency_ms"][q] - plain["latency_ms"][q], 3) for q in QUANTILES},
+                "plain_ms": {q: plain["latency_ms"][q] for q in QUANTILES},
+                "with_tool_ms": {q: tool["latency_ms"][q] for q in QUANTILES},
+                "errors": tool["errors"],
+            }
         out[f"c={c}"] = entry
     return out
 

@@ -7,6 +7,7 @@ full reply, `POST /api/chat/stream` against the same call with `"stream": true` 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,9 @@ CHAT_MESSAGE = "hi"
 DIRECT_BODY = '{{"model":"' + CHAT_MODEL + '","messages":[{{"role":"user","content":"' + CHAT_MESSAGE + '"}}]}}'
 DIRECT_STREAM_BODY = DIRECT_BODY[:-2] + ',"stream":true}}'
 CHATBUS_BODY = '{{"message":"' + CHAT_MESSAGE + '"}}'
+# A turn with one tool round: the fake asks for `calculate` on this marker, then answers with its result.
+TOOL_MESSAGE = '<<tool:calculate {"expression": "6 * 7"}>>'
+CHATBUS_TOOL_BODY = json.dumps({"message": TOOL_MESSAGE}).replace("{", "{{").replace("}", "}}")
 LLM_HEADERS = {"Authorization": "Bearer sk-x"}  # as the worker sends it (the fake accepts any key)
 SSE_HEADERS = {"Accept": "text/event-stream"}
 
@@ -71,6 +75,13 @@ def _chatbus_answer(answer: Any) -> bool:
     try:
         return bool(answer["data"]["response"] == CHAT_MESSAGE)
     except (KeyError, TypeError):
+        return False
+
+
+def _tool_answer(answer: Any) -> bool:
+    try:
+        return bool(answer["data"]["toolCalls"][0]["success"] and "42" in answer["data"]["response"])
+    except (KeyError, IndexError, TypeError):
         return False
 
 
@@ -149,6 +160,22 @@ def chat_scenarios(edge: int, llm: int, concurrency: int) -> list[Scenario]:
                 headers=SSE_HEADERS,
             ),
         ]
+    # What one tool round adds to a turn: compare with "chatbus POST /api/chat" at c=1.
+    out.append(
+        Scenario(
+            "chatbus POST /api/chat + 1 tool round",
+            edge,
+            "/api/chat",
+            method="POST",
+            auth=True,
+            body=CHATBUS_TOOL_BODY,
+            key="chat-chatbus-tool-c1",
+            group="chat",
+            concurrency=1,
+            via="chatbus",
+            check=_tool_answer,
+        )
+    )
     return out
 
 

@@ -10,7 +10,8 @@ user message at once. It is instant by default, so benchmarks use it as the "loc
         ...  # call fake.base_url; then assert on fake.requests
 
 Scripted behaviours apply to whatever route the next request hits; `reply`/`stream` on a model-list
-route answer with the model list.
+route answer with the model list. Unscripted, a message with `<<tool:NAME {args}>>` makes the fake ask
+for that tool, and a request ending with a tool result is answered `tool said: <result>`.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class Garbage:
 
 
 Behaviour = Reply | Stream | Status | Delay | Garbage
+
+
+# The default behaviour asks for a tool when the user's message contains `<<tool:NAME {json args}>>`,
+# and answers `tool said: <result>` to the tool result it is then sent: an agent in one marker.
+TOOL_MARKER = re.compile(r"<<tool:([A-Za-z0-9_-]+)(?: (\{.*?\}))?>>")
 
 
 def tool_call(name: str, arguments: dict[str, Any] | None = None, id: str | None = None) -> FakeToolCall:
@@ -511,6 +517,29 @@ class FakeProvider:
                     return "".join(texts)
         return ""
 
+    def _tool_result(self, request: RecordedRequest) -> str | None:
+        """The text of the tool result the request ends with, in this protocol's shape; None if it does not."""
+        body = request.body if isinstance(request.body, dict) else {}
+        if self.protocol == "gemini":
+            contents = body.get("contents") or []
+            parts = contents[-1].get("parts", []) if contents else []
+            found = [p["functionResponse"] for p in parts if isinstance(p.get("functionResponse"), dict)]
+            return "".join(_json(f.get("response")).decode() for f in found) if found else None
+        messages = body.get("messages") or []
+        last = messages[-1] if messages else {}
+        if self.protocol == "openai":
+            return str(last.get("content") or "") if last.get("role") == "tool" else None
+        content = last.get("content")
+        if last.get("role") != "user" or not isinstance(content, list):
+            return None
+        found = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+        return "".join(str(b.get("content", "")) for b in found) if found else None
+
+    def _agent_answer(self, request: RecordedRequest, prompt_text: str) -> list[str]:
+        """The default answer: echo the user, or after a tool round, say what the tool returned."""
+        result = self._tool_result(request)
+        return _split(f"tool said: {result}" if result is not None else (prompt_text or "ok"))
+
     def _answer(self, behaviour: Behaviour | None, request: RecordedRequest, model: str) -> _Answer:
         prompt_text = self._last_user_text(request)
         if isinstance(behaviour, Stream):
@@ -519,7 +548,11 @@ class FakeProvider:
             tokens, calls, usage, finish = _split(behaviour.text), behaviour.tool_calls, behaviour.usage, None
             finish = behaviour.finish_reason
         else:
-            tokens, calls, usage, finish = _split(prompt_text or "ok"), [], None, None
+            tokens, calls, usage, finish = self._agent_answer(request, prompt_text), [], None, None
+            asked = None if self._tool_result(request) is not None else TOOL_MARKER.search(prompt_text)
+            if asked is not None:
+                arguments = msgspec.json.decode(asked.group(2) or "{}")
+                tokens, calls = [], [tool_call(asked.group(1), arguments)]
         if usage is None:
             usage = (_words(prompt_text) + 3, max(len(tokens), 1 if calls else 0) + 4 * len(calls))
         return _Answer(model, tokens, calls, usage[0], usage[1], finish)
