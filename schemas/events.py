@@ -32,6 +32,7 @@ _register(
     auth.LoginFailed,
     auth.TokenRevoked,
     auth.LoginLinkConsumed,
+    auth.LoginLinkCreated,
 )
 
 _register("config", config.ConfigChanged, config.ConfigRolledBack)

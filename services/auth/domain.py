@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
 
-from schemas.auth import LoginLinkConsumed, PasswordChanged, UserCreated
+from schemas.auth import LoginLinkConsumed, LoginLinkCreated, PasswordChanged, UserCreated
 from schemas.errors import DomainError
 
 LOCKOUT_FAILURES = 5
@@ -22,6 +24,12 @@ def link_stream(jti: str) -> str:
     return f"loginlink-{jti}"
 
 
+def login_pair_lock(username: str, client_ip: str) -> int:
+    """The Postgres advisory-lock key of a user+address pair: its logins are evaluated one at a time."""
+    digest = hashlib.sha256(f"login\x00{username}\x00{client_ip}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 @dataclass(frozen=True)
 class UserState:
     username: str
@@ -29,6 +37,8 @@ class UserState:
     password_hash: str | None = None
     scope: str = "admin"
     version: int = 0
+    # Counts password changes; tokens and links issued in an older epoch are no longer valid.
+    password_epoch: int = 0
 
 
 def evolve(state: UserState, event_type: str, data: dict[str, Any]) -> UserState:
@@ -36,7 +46,9 @@ def evolve(state: UserState, event_type: str, data: dict[str, Any]) -> UserState
     if event_type == "UserCreated":
         return UserState(state.username, True, data["password_hash"], data.get("scope", "admin"), version)
     if event_type == "PasswordChanged":
-        return replace(state, password_hash=data["password_hash"], version=version)
+        return replace(
+            state, password_hash=data["password_hash"], password_epoch=state.password_epoch + 1, version=version
+        )
     return replace(state, version=version)
 
 
@@ -72,3 +84,11 @@ def decide_consume_link(consumed: bool, jti: str, username: str) -> list[msgspec
     if consumed:
         raise DomainError("INVALID_TOKEN", "this login link has already been used")
     return [LoginLinkConsumed(jti=jti, username=username)]
+
+
+def decide_create_link(state: UserState, permanent: bool, now: float, ttl: int) -> LoginLinkCreated:
+    if not state.exists:
+        raise DomainError("NOT_FOUND", "user not found")
+    return LoginLinkCreated(
+        jti=uuid.uuid4().hex, permanent=permanent, expires_at=float(int(now) + ttl), password_epoch=state.password_epoch
+    )

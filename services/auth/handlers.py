@@ -1,9 +1,14 @@
-"""Command handlers of the auth domain. Password checks run before the write transaction (and in
-a thread), so a transaction never waits on argon2."""
+"""Command handlers of the auth domain. Password hashes are computed in a thread; a password change
+checks the old one before its write transaction. A login checks the password inside its transaction,
+under the user+address lock, which is what makes the lockout hold against concurrent guesses."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
@@ -22,15 +27,17 @@ from bus.worker import CommandFn
 from schemas.auth import (
     ChangePassword,
     ConsumeLoginLink,
+    CreateLoginLink,
     Login,
     LoginFailed,
     LoginSucceeded,
+    RevokeLoginLink,
     RevokeToken,
     TokenRevoked,
 )
 from schemas.envelope import CommandEnvelope, CommandReply
 from schemas.errors import DomainError
-from services.auth import domain, passwords, queries
+from services.auth import domain, passwords, queries, tokens
 from services.auth.domain import UserState, user_stream
 
 
@@ -56,25 +63,64 @@ def _append_to_user(events: list[msgspec.Struct], *, result: object = None, chec
     return handler
 
 
+class _PairLocks:
+    """One asyncio lock per user+address, so that concurrent guesses of one pair wait here, in memory,
+    instead of each holding a database connection while it waits on the advisory lock."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def _login_handler(cmd: Login) -> Handler:
+    """Count, check and record one login attempt under the pair's advisory lock: concurrent guesses of
+    one user+address (on any worker) are evaluated one after the other, so no more than
+    LOCKOUT_FAILURES are ever checked in a window. Unknown names are counted alike (no enumeration).
+    The lock is held while argon2 runs: that is the point, and _PairLocks keeps it to one connection."""
+
+    async def handler(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", domain.login_pair_lock(cmd.username, cmd.client_ip))
+        domain.check_lockout(await queries.recent_failures(conn, cmd.username, cmd.client_ip))
+        state = await load_user(conn, cmd.username)
+        ok = await passwords.verify_password_async(state.password_hash, cmd.password)
+        event: msgspec.Struct
+        if ok:
+            event = LoginSucceeded(client_ip=cmd.client_ip)
+            result = {"username": state.username, "scope": state.scope, "pwv": state.password_epoch}
+        else:
+            event = LoginFailed(client_ip=cmd.client_ip, reason="bad_password" if state.exists else "unknown_user")
+            result = None
+        return Decision([StreamAppend(user_stream(cmd.username), state.version, [event_from_struct(event)])], result)
+
+    return handler
+
+
 class AuthCommands:
     def __init__(self, store: EventStore) -> None:
         self.store = store
+        self._pairs = _PairLocks()
 
     async def login(self, envelope: CommandEnvelope) -> CommandReply:
         try:
             cmd = payload_of(envelope, Login)
-            state = await load_user(self.store.pool, cmd.username)
-            if state.exists:
-                domain.check_lockout(await queries.recent_failures(self.store.pool, cmd.username, cmd.client_ip))
         except DomainError as exc:
             return error_reply(exc)
-        ok = await passwords.verify_password_async(state.password_hash, cmd.password)
-        if not state.exists:
-            return error_reply(DomainError("INVALID_CREDENTIALS", "wrong username or password"))
-        event: msgspec.Struct = LoginSucceeded(client_ip=cmd.client_ip) if ok else LoginFailed(client_ip=cmd.client_ip)
-        user = {"username": state.username, "scope": state.scope}
-        reply = await self.store.execute(envelope, _append_to_user([event], result=user if ok else None))
-        if reply.ok and not ok:
+        async with self._pairs.hold((cmd.username, cmd.client_ip)):
+            reply = await self.store.execute(envelope, _login_handler(cmd))
+        if reply.ok and reply.result is None:
             return error_reply(DomainError("INVALID_CREDENTIALS", "wrong username or password"))
         return reply
 
@@ -89,16 +135,50 @@ class AuthCommands:
             events = domain.decide_change_password(state, old_ok, await passwords.hash_password_async(cmd.new_password))
         except DomainError as exc:
             return error_reply(exc)
-        return await self.store.execute(envelope, _append_to_user(events, check=state.version))
+        # The new epoch: the edge tells every edge at once that older tokens are void.
+        result = {"username": cmd.username, "pwv": state.password_epoch + 1}
+        return await self.store.execute(envelope, _append_to_user(events, result=result, check=state.version))
 
     async def revoke_token(self, envelope: CommandEnvelope) -> CommandReply:
-        try:
-            cmd = payload_of(envelope, RevokeToken)
-        except DomainError as exc:
-            return error_reply(exc)
-        return await self.store.execute(
-            envelope, _append_to_user([TokenRevoked(jti=cmd.jti, expires_at=cmd.expires_at)])
-        )
+        """Revoke a jti once. Every revocation appends to the user's stream at its version, so two
+        revocations of one token are serialised there: the second sees the first and is refused (a
+        token refreshed ten times at once yields one new token)."""
+
+        async def handler(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
+            cmd = payload_of(env, RevokeToken)
+            if await queries.is_revoked(conn, cmd.jti):
+                raise DomainError("INVALID_TOKEN", "token has been revoked")
+            state = await load_user(conn, cmd.username)
+            event = event_from_struct(TokenRevoked(jti=cmd.jti, expires_at=cmd.expires_at))
+            return Decision([StreamAppend(user_stream(cmd.username), state.version, [event])])
+
+        return await self.store.execute(envelope, handler)
+
+    async def create_link(self, envelope: CommandEnvelope) -> CommandReply:
+        async def handler(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
+            cmd = payload_of(env, CreateLoginLink)
+            state = await load_user(conn, cmd.username)
+            ttl = tokens.PERMANENT_LINK_TTL if cmd.permanent else tokens.LINK_TTL
+            event = domain.decide_create_link(state, cmd.permanent, time.time(), ttl)
+            result = {"jti": event.jti, "expires_at": int(event.expires_at), "pwv": event.password_epoch}
+            return Decision(
+                [StreamAppend(user_stream(cmd.username), state.version, [event_from_struct(event)])], result
+            )
+
+        return await self.store.execute(envelope, handler)
+
+    async def revoke_link(self, envelope: CommandEnvelope) -> CommandReply:
+        async def handler(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
+            cmd = payload_of(env, RevokeLoginLink)
+            link = await queries.get_link(conn, cmd.jti)
+            if link is None or link.username != cmd.username or link.revoked:
+                raise DomainError("NOT_FOUND", f"no login link '{cmd.jti}'")
+            state = await load_user(conn, cmd.username)
+            event = event_from_struct(TokenRevoked(jti=cmd.jti, expires_at=link.expires_at))
+            result = {"jti": cmd.jti, "expires_at": link.expires_at}
+            return Decision([StreamAppend(user_stream(cmd.username), state.version, [event])], result)
+
+        return await self.store.execute(envelope, handler)
 
     async def consume_link(self, envelope: CommandEnvelope) -> CommandReply:
         async def handler(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
@@ -115,6 +195,8 @@ class AuthCommands:
             "login": self.login,
             "change_password": self.change_password,
             "revoke_token": self.revoke_token,
+            "create_link": self.create_link,
+            "revoke_link": self.revoke_link,
             "consume_link": self.consume_link,
         }
 

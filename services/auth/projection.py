@@ -1,4 +1,4 @@
-"""The auth read tables: users, revoked_tokens, login_failures."""
+"""The auth read tables: users, revoked_tokens, login_failures, login_links."""
 
 from __future__ import annotations
 
@@ -28,7 +28,22 @@ async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
         return
     await conn.execute("UPDATE users SET version = $2 WHERE username = $1", username, event.stream_version)
     if kind == "PasswordChanged":
-        await conn.execute("UPDATE users SET password_hash = $2 WHERE username = $1", username, data["password_hash"])
+        await conn.execute(
+            "UPDATE users SET password_hash = $2, password_epoch = password_epoch + 1 WHERE username = $1",
+            username,
+            data["password_hash"],
+        )
+    elif kind == "LoginLinkCreated":
+        await conn.execute(
+            """INSERT INTO login_links (jti, username, permanent, password_epoch, created_at, expires_at)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+            data["jti"],
+            username,
+            data["permanent"],
+            data.get("password_epoch", 0),
+            event.recorded_at,
+            datetime.fromtimestamp(data["expires_at"], UTC),
+        )
     elif kind == "LoginSucceeded":
         await conn.execute("UPDATE users SET last_login_at = $2 WHERE username = $1", username, event.recorded_at)
         await conn.execute(
@@ -48,6 +63,11 @@ async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
             datetime.fromtimestamp(data["expires_at"], UTC),
             event.recorded_at,
         )
+        await conn.execute(
+            "UPDATE login_links SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL",
+            data["jti"],
+            event.recorded_at,
+        )
 
 
-PROJECTION = Projection(name="auth", tables=("users", "revoked_tokens", "login_failures"), apply=project)
+PROJECTION = Projection(name="auth", tables=("users", "revoked_tokens", "login_failures", "login_links"), apply=project)
