@@ -176,7 +176,8 @@ async def test_login_links_are_listed_without_secrets_and_revoked(stack: Stack) 
 
     r = await c.delete(f"/api/auth/links/{permanent['id']}")
     assert r.status_code == 200, r.text
-    envelope_error(await stack.client().post("/api/auth/login", json={"token": permanent["token"]}), 401, "INVALID_TOKEN")
+    r = await stack.client().post("/api/auth/login", json={"token": permanent["token"]})
+    envelope_error(r, 401, "INVALID_TOKEN")
     assert [i["id"] for i in (await c.get("/api/auth/links")).json()["data"]["items"]] == [temporary["id"]]
     envelope_error(await c.delete(f"/api/auth/links/{permanent['id']}"), 404, "NOT_FOUND")
     envelope_error(await c.delete("/api/auth/links/no-such-link"), 404, "NOT_FOUND")

@@ -23,9 +23,7 @@ async def test_code_stream_id_is_not_a_plain_hash_of_the_code(stack: Stack) -> N
     assert code not in streams[0]
     # And the code still works, once.
     assert (await stack.client().post("/api/group-admin/login", json={"code": code})).status_code == 200
-    envelope_error(
-        await stack.client().post("/api/group-admin/login", json={"code": code}), 401, "INVALID_CREDENTIALS"
-    )
+    envelope_error(await stack.client().post("/api/group-admin/login", json={"code": code}), 401, "INVALID_CREDENTIALS")
 
 
 async def test_group_config_with_an_unknown_preset_or_channel_is_400(stack: Stack) -> None:
