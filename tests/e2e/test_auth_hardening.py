@@ -92,6 +92,7 @@ async def test_lockout_holds_for_names_that_do_not_exist(stack: Stack) -> None:
 
 
 async def test_concurrent_guesses_are_evaluated_at_most_five_times(stack: Stack) -> None:
+    await stack.add_worker()  # guesses spread over two auth workers: the lock must hold across them
     c = stack.client()
     answers = await asyncio.gather(
         *(c.post("/api/auth/login", json={"username": "admin", "password": f"guess-{i}"}) for i in range(20))
