@@ -146,9 +146,11 @@ class AuthCommands:
 
         async def handler(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
             cmd = payload_of(env, RevokeToken)
+            # The version first, then the check: a revocation committed before the check is seen by it,
+            # and one committed after the version was read makes this append conflict (and retry).
+            state = await load_user(conn, cmd.username)
             if await queries.is_revoked(conn, cmd.jti):
                 raise DomainError("INVALID_TOKEN", "token has been revoked")
-            state = await load_user(conn, cmd.username)
             event = event_from_struct(TokenRevoked(jti=cmd.jti, expires_at=cmd.expires_at))
             return Decision([StreamAppend(user_stream(cmd.username), state.version, [event])])
 
@@ -170,10 +172,10 @@ class AuthCommands:
     async def revoke_link(self, envelope: CommandEnvelope) -> CommandReply:
         async def handler(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
             cmd = payload_of(env, RevokeLoginLink)
+            state = await load_user(conn, cmd.username)  # before the check, as in revoke_token
             link = await queries.get_link(conn, cmd.jti)
             if link is None or link.username != cmd.username or link.revoked:
                 raise DomainError("NOT_FOUND", f"no login link '{cmd.jti}'")
-            state = await load_user(conn, cmd.username)
             event = event_from_struct(TokenRevoked(jti=cmd.jti, expires_at=link.expires_at))
             result = {"jti": cmd.jti, "expires_at": link.expires_at}
             return Decision([StreamAppend(user_stream(cmd.username), state.version, [event])], result)
