@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -20,15 +21,31 @@ _KEY_NAMESPACE = uuid.UUID("0b9f5f3e-6a43-4f1e-9f61-0c1b8f7c2d11")
 MAX_KEY_LENGTH = 200
 
 
-def command_id(request: Request[Any, Any, Any], actor: str) -> uuid.UUID:
+def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
-        return uuid.uuid4()
+        return None
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ApiError("VALIDATION_ERROR", f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters")
-    # Keys are scoped to the caller and the route, so two users (or routes) never collide.
-    return uuid.uuid5(_KEY_NAMESPACE, f"{actor}\x00{request.method}\x00{request.url.path}\x00{key}")
+    return key
+
+
+async def request_hash(request: Request[Any, Any, Any]) -> str:
+    """What an Idempotency-Key is bound to: the query and the body as sent, and If-Match."""
+    digest = hashlib.sha256()
+    for part in (request.url.query or "", request.headers.get("if-match", "")):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    digest.update(await request.body())
+    return digest.hexdigest()
+
+
+def command_id(request: Request[Any, Any, Any], actor: str, command_type: str, key: str | None) -> uuid.UUID:
+    if key is None:
+        return uuid.uuid4()
+    # Keys are scoped to the caller, the route and the command, so two users (or routes) never collide.
+    return uuid.uuid5(_KEY_NAMESPACE, f"{actor}\x00{request.method}\x00{request.url.path}\x00{command_type}\x00{key}")
 
 
 def if_match(request: Request[Any, Any, Any]) -> int | None:
@@ -59,16 +76,23 @@ async def send(
     *,
     expected_version: int | None = None,
     anonymous: bool = False,
+    idempotent: bool = True,
     timeout: float | None = None,
 ) -> CommandReply:
-    """Send a command and return the successful reply; a refused one raises ApiError."""
+    """Send a command and return the successful reply; a refused one raises ApiError.
+
+    `idempotent=False` ignores the Idempotency-Key (a command whose effect the edge completes after the
+    reply, e.g. minting a token, must not be answered twice from a stored result)."""
     if _has_nul(payload):
         raise ApiError("VALIDATION_ERROR", "text may not contain NUL (\\u0000) characters")
     actor = (
         Actor("anonymous", "none") if anonymous else Actor(principal_of(request).username, principal_of(request).scope)
     )
+    # Anonymous commands never take a key: a key anyone can send would replay another caller's login.
+    key = idempotency_key(request) if idempotent and not anonymous else None
     envelope = CommandEnvelope(
-        command_id=command_id(request, actor.subject),
+        command_id=command_id(request, actor.subject, f"{domain}.{action}", key),
+        request_hash=await request_hash(request) if key is not None else None,
         type=f"{domain}.{action}",
         actor=actor,
         payload=payload,

@@ -11,6 +11,8 @@ class EdgeConfig:
     database_url: str
     jwt_secret: str
     token_ttl: int = 24 * 3600
+    # Absolute lifetime of a session: refreshes never extend it past this many seconds after the login.
+    session_max_age: int = 30 * 24 * 3600
     command_timeout: float = 10.0
     chat_timeout: float = 300.0  # a chat turn waits on an LLM: minutes, not seconds
     public_url: str = ""

@@ -51,7 +51,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
         claims = edge.tokens.decode(token)
     except DomainError as exc:
         raise ApiError(exc.code, exc.message) from exc
-    if edge.revoked.is_revoked(claims.jti):
+    if edge.revoked.is_void(claims):
         raise ApiError("INVALID_TOKEN", "token has been revoked")
     return Principal(claims.sub, claims.scope, claims, token)
 

@@ -215,9 +215,21 @@ class EventStore:
         # takes a global lock at commit and would serialise every writer.
         self.on_commit = on_commit
 
-    async def _stored_result(self, conn: asyncpg.Connection, command_id: uuid.UUID) -> CommandReply | None:
-        stored = await conn.fetchval("SELECT result FROM processed_commands WHERE command_id = $1", command_id)
-        return msgspec.convert(stored, CommandReply) if stored is not None else None
+    async def _stored_result(self, conn: asyncpg.Connection, envelope: CommandEnvelope) -> CommandReply | None:
+        """The reply of the command already processed under this id, if any. A command whose request
+        differs from the stored one (the same Idempotency-Key, another body) gets a conflict, never the
+        stored result: an idempotency key must not hand out another request's answer."""
+        row = await conn.fetchrow(
+            "SELECT result, request_hash FROM processed_commands WHERE command_id = $1", envelope.command_id
+        )
+        if row is None:
+            return None
+        if row["request_hash"] != envelope.request_hash:
+            return CommandReply(
+                ok=False,
+                error=ErrorInfo("CONFLICT", "this Idempotency-Key was already used with a different request", 409),
+            )
+        return msgspec.convert(row["result"], CommandReply)
 
     def _checked(self, appends: list[StreamAppend]) -> list[StreamAppend]:
         if self.catalog is None:
@@ -232,13 +244,13 @@ class EventStore:
             for a in appends
         ]
 
-    async def stored_replies(self, command_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CommandReply]:
-        """The replies of those commands that already committed (for multi-step commands)."""
+    async def stored_replies(self, envelopes: Sequence[CommandEnvelope]) -> dict[uuid.UUID, CommandReply]:
+        """The replies of those commands that already committed (the steps of a multi-step command),
+        by command id; a step stored for another request under the same key answers CONFLICT."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT command_id, result FROM processed_commands WHERE command_id = ANY($1::uuid[])", command_ids
-            )
-        return {r["command_id"]: msgspec.convert(r["result"], CommandReply) for r in rows}
+            return {
+                e.command_id: stored for e in envelopes if (stored := await self._stored_result(conn, e)) is not None
+            }
 
     async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
         """Decide and persist one command, once. A retried command id returns the stored reply."""
@@ -252,7 +264,7 @@ class EventStore:
                         decision = await handler(conn, envelope)
                     except DomainError as exc:
                         # Refusals are not recorded: nothing changed, and a retry may be valid later.
-                        stored = await self._stored_result(conn, envelope.command_id)
+                        stored = await self._stored_result(conn, envelope)
                         return stored if stored is not None else error_reply(exc)
                     appends = self._checked(decision.appends)
                     recorded = await append_events(conn, appends, command_metadata(envelope))
@@ -262,17 +274,19 @@ class EventStore:
                     result = await decision.after(conn) if decision.after else decision.result
                     reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.new_version)
                     await conn.execute(
-                        "INSERT INTO processed_commands (command_id, stream_id, result) VALUES ($1, $2, $3)",
+                        "INSERT INTO processed_commands (command_id, stream_id, result, request_hash)"
+                        " VALUES ($1, $2, $3, $4)",
                         envelope.command_id,
                         decision.appends[0].stream_id if decision.appends else None,
                         msgspec.to_builtins(reply),
+                        envelope.request_hash,
                     )
                 if recorded and self.on_commit is not None:
                     self.on_commit()
                 return reply
             except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
                 async with self.pool.acquire() as conn:
-                    stored = await self._stored_result(conn, envelope.command_id)
+                    stored = await self._stored_result(conn, envelope)
                 if stored is not None:
                     return stored
                 log.debug("conflict on %s (attempt %d), deciding again", envelope.type, attempt + 1)

@@ -114,6 +114,7 @@ def _edge(settings: Settings) -> int:
         settings.database_url,
         secret,
         token_ttl=settings.token_ttl,
+        session_max_age=settings.session_max_age,
         command_timeout=settings.command_timeout,
         public_url=settings.public_url,
         db_pool_size=settings.db_pool_size,

@@ -180,6 +180,9 @@ def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: object) -
         http="httptools",
         ws="websockets-sansio",
         timeout_graceful_shutdown=5,
+        # The client address is ours to decide (api.security.client_ip trusts X-Forwarded-For only from
+        # CHATBUS_TRUSTED_PROXIES); uvicorn's own handling would rewrite it from any local peer first.
+        proxy_headers=False,
         **kwargs,  # type: ignore[arg-type]
     )
 

@@ -27,6 +27,7 @@ class Settings:
     admin_password: str = field(default_factory=lambda: os.environ.get("CHATBUS_ADMIN_PASSWORD", ""))
     jwt_secret: str = field(default_factory=lambda: os.environ.get("CHATBUS_JWT_SECRET", ""))
     token_ttl: int = field(default_factory=lambda: _env_int("CHATBUS_TOKEN_TTL", 24 * 3600))
+    session_max_age: int = field(default_factory=lambda: _env_int("CHATBUS_SESSION_MAX_AGE", 30 * 24 * 3600))
     command_timeout: float = field(default_factory=lambda: float(os.environ.get("CHATBUS_COMMAND_TIMEOUT", "10")))
     public_url: str = field(default_factory=lambda: os.environ.get("CHATBUS_PUBLIC_URL", ""))
     log_level: str = field(default_factory=lambda: os.environ.get("CHATBUS_LOG_LEVEL", "INFO"))

@@ -68,6 +68,16 @@ class ConsumeLoginLink(msgspec.Struct, kw_only=True):
     expires_at: float
 
 
+class CreateLoginLink(msgspec.Struct, kw_only=True):
+    username: str
+    permanent: bool = False
+
+
+class RevokeLoginLink(msgspec.Struct, kw_only=True):
+    username: str
+    jti: str
+
+
 # ---- events ----
 
 
@@ -100,4 +110,24 @@ class LoginLinkConsumed(msgspec.Struct, kw_only=True):
     username: str
 
 
-AuthEvent = UserCreated | PasswordChanged | LoginSucceeded | LoginFailed | TokenRevoked | LoginLinkConsumed
+class LoginLinkCreated(msgspec.Struct, kw_only=True):
+    """A login link was issued (the token is never stored: only what lists and revokes it)."""
+
+    jti: str
+    permanent: bool
+    expires_at: float
+    password_epoch: int = 0
+
+
+class LoginLinkInfo(msgspec.Struct, kw_only=True, rename="camel"):
+    """GET /api/auth/links: a link without its secret."""
+
+    id: str
+    created_at: str
+    permanent: bool
+    expires_at: str
+
+
+AuthEvent = (
+    UserCreated | PasswordChanged | LoginSucceeded | LoginFailed | TokenRevoked | LoginLinkConsumed | LoginLinkCreated
+)

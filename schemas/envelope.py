@@ -26,6 +26,8 @@ class CommandEnvelope(msgspec.Struct, kw_only=True):
     expected_version: int | None = None
     request_id: str | None = None
     client_ip: str | None = None
+    # Hash of the HTTP request an Idempotency-Key was sent with: the same key with another body is refused.
+    request_hash: str | None = None
     issued_at: datetime = msgspec.field(default_factory=utcnow)
 
     def derive(self, step: str, payload: dict[str, Any] | None = None) -> CommandEnvelope:
@@ -38,6 +40,7 @@ class CommandEnvelope(msgspec.Struct, kw_only=True):
             payload=payload or {},
             request_id=self.request_id,
             client_ip=self.client_ip,
+            request_hash=self.request_hash,
         )
 
 

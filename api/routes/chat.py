@@ -35,8 +35,9 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def new_conversation_id(request: Request[Any, Any, Any] | None = None) -> str:
     """A fresh `web:` id; with an Idempotency-Key, the same one for every retry of the request, so a
     retried turn that failed half-way continues in the conversation its first try started."""
-    if request is not None and request.headers.get("idempotency-key") is not None:
-        return f"web:{commands.command_id(request, principal_of(request).username).hex}"
+    key = commands.idempotency_key(request) if request is not None else None
+    if request is not None and key is not None:
+        return f"web:{commands.command_id(request, principal_of(request).username, 'chat.conversation', key).hex}"
     return f"web:{uuid.uuid4().hex}"
 
 

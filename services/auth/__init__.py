@@ -1,12 +1,11 @@
 """Auth: users, passwords, tokens and login links (API.md §3)."""
 
-from services.auth import domain, projection
-from services.auth.handlers import AuthCommands
-from services.module import DomainModule
+from services.auth import domain, handlers, projection
+from services.module import DomainModule, combined, transactional
 
 MODULE = DomainModule(
     name="auth",
     events=domain.EVENTS,
-    handlers=lambda ctx: AuthCommands(ctx.store).handlers(),
+    handlers=combined(transactional(handlers.HANDLERS), lambda ctx: handlers.login_handlers(ctx.store)),
     projections=(projection.PROJECTION,),
 )

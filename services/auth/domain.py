@@ -1,7 +1,9 @@
-"""Auth: pure state and rules of a user and of single-use login links."""
+"""Auth: pure state and rules of a user and of login links."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass, replace
 
 from bus.events import EventCatalog
@@ -9,6 +11,7 @@ from schemas.auth import (
     AuthEvent,
     LoginFailed,
     LoginLinkConsumed,
+    LoginLinkCreated,
     LoginSucceeded,
     PasswordChanged,
     TokenRevoked,
@@ -16,6 +19,16 @@ from schemas.auth import (
 )
 from schemas.errors import DomainError
 
+EVENTS = EventCatalog.of(
+    "auth",
+    UserCreated,
+    PasswordChanged,
+    LoginSucceeded,
+    LoginFailed,
+    TokenRevoked,
+    LoginLinkConsumed,
+    LoginLinkCreated,
+)
 LOCKOUT_FAILURES = 5
 LOCKOUT_WINDOW_SECONDS = 15 * 60
 
@@ -28,6 +41,12 @@ def link_stream(jti: str) -> str:
     return f"loginlink-{jti}"
 
 
+def login_pair_lock(username: str, client_ip: str) -> int:
+    """The Postgres advisory-lock key of a user+address pair: its logins are evaluated one at a time."""
+    digest = hashlib.sha256(f"login\x00{username}\x00{client_ip}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 @dataclass(frozen=True)
 class UserState:
     username: str
@@ -35,11 +54,8 @@ class UserState:
     password_hash: str | None = None
     scope: str = "admin"
     version: int = 0
-
-
-EVENTS = EventCatalog.of(
-    "auth", UserCreated, PasswordChanged, LoginSucceeded, LoginFailed, TokenRevoked, LoginLinkConsumed
-)
+    # Counts password changes; tokens and links issued in an older epoch are no longer valid.
+    password_epoch: int = 0
 
 
 def evolve(state: UserState, event: AuthEvent) -> UserState:
@@ -48,7 +64,7 @@ def evolve(state: UserState, event: AuthEvent) -> UserState:
         case UserCreated(password_hash=password_hash, scope=scope):
             return UserState(state.username, True, password_hash, scope, version)
         case PasswordChanged(password_hash=password_hash):
-            return replace(state, password_hash=password_hash, version=version)
+            return replace(state, password_hash=password_hash, password_epoch=state.password_epoch + 1, version=version)
     return replace(state, version=version)
 
 
@@ -80,7 +96,30 @@ def check_lockout(recent_failures: int) -> None:
         )
 
 
+def decide_login(state: UserState, recent_failures: int, password_ok: bool, client_ip: str) -> list[AuthEvent]:
+    """One attempt, after the lockout check. Unknown names fail alike (no enumeration)."""
+    check_lockout(recent_failures)
+    if password_ok and state.exists:
+        return [LoginSucceeded(client_ip=client_ip)]
+    return [LoginFailed(client_ip=client_ip, reason="bad_password" if state.exists else "unknown_user")]
+
+
+def decide_revoke(already_revoked: bool, jti: str, expires_at: float) -> list[AuthEvent]:
+    """A token or link is revoked once; a second revocation (a concurrent refresh) is refused."""
+    if already_revoked:
+        raise DomainError("INVALID_TOKEN", "token has been revoked")
+    return [TokenRevoked(jti=jti, expires_at=expires_at)]
+
+
 def decide_consume_link(consumed: bool, jti: str, username: str) -> list[AuthEvent]:
     if consumed:
         raise DomainError("INVALID_TOKEN", "this login link has already been used")
     return [LoginLinkConsumed(jti=jti, username=username)]
+
+
+def decide_create_link(state: UserState, permanent: bool, now: float, ttl: int) -> LoginLinkCreated:
+    if not state.exists:
+        raise DomainError("NOT_FOUND", "user not found")
+    return LoginLinkCreated(
+        jti=uuid.uuid4().hex, permanent=permanent, expires_at=float(int(now) + ttl), password_epoch=state.password_epoch
+    )

@@ -1,4 +1,4 @@
-"""The auth read tables: users, revoked_tokens, login_failures."""
+"""The auth read tables: users, revoked_tokens, login_failures, login_links."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncpg
 
 from bus.eventstore import RecordedEvent
 from bus.projections import Projection
-from schemas.auth import LoginFailed, LoginSucceeded, PasswordChanged, TokenRevoked, UserCreated
+from schemas.auth import LoginFailed, LoginLinkCreated, LoginSucceeded, PasswordChanged, TokenRevoked, UserCreated
 from services.auth.domain import EVENTS
 
 
@@ -35,7 +35,8 @@ async def user_created(conn: asyncpg.Connection, recorded: RecordedEvent, event:
 
 async def password_changed(conn: asyncpg.Connection, recorded: RecordedEvent, event: PasswordChanged) -> None:
     await conn.execute(
-        "UPDATE users SET password_hash = $2, version = $3 WHERE username = $1",
+        """UPDATE users SET password_hash = $2, password_epoch = password_epoch + 1, version = $3
+           WHERE username = $1""",
         _username(recorded),
         event.password_hash,
         recorded.stream_version,
@@ -71,17 +72,35 @@ async def token_revoked(conn: asyncpg.Connection, recorded: RecordedEvent, event
         datetime.fromtimestamp(event.expires_at, UTC),
         recorded.recorded_at,
     )
+    await conn.execute(
+        "UPDATE login_links SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL", event.jti, recorded.recorded_at
+    )
+
+
+async def link_created(conn: asyncpg.Connection, recorded: RecordedEvent, event: LoginLinkCreated) -> None:
+    await _bump(conn, recorded)
+    await conn.execute(
+        """INSERT INTO login_links (jti, username, permanent, password_epoch, created_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        event.jti,
+        _username(recorded),
+        event.permanent,
+        event.password_epoch,
+        recorded.recorded_at,
+        datetime.fromtimestamp(event.expires_at, UTC),
+    )
 
 
 PROJECTION = Projection(
     name="auth",
-    tables=("users", "revoked_tokens", "login_failures"),
+    tables=("users", "revoked_tokens", "login_failures", "login_links"),
     handlers={
         UserCreated: user_created,
         PasswordChanged: password_changed,
         LoginSucceeded: login_succeeded,
         LoginFailed: login_failed,
         TokenRevoked: token_revoked,
+        LoginLinkCreated: link_created,
     },
     catalog=EVENTS,
 )

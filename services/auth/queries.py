@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from schemas.auth import UserInfo
+from schemas.auth import LoginLinkInfo, UserInfo
 from services.auth.domain import LOCKOUT_WINDOW_SECONDS
 
 
@@ -43,3 +44,57 @@ async def recent_failures(conn: asyncpg.Connection | asyncpg.Pool, username: str
             since,
         )
     )
+
+
+async def is_revoked(conn: asyncpg.Connection | asyncpg.Pool, jti: str) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)", jti))
+
+
+async def password_epochs(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[str, int]]:
+    """Every user whose password changed at least once, with the epoch it is in."""
+    rows = await conn.fetch("SELECT username, password_epoch FROM users WHERE password_epoch > 0")
+    return [(r["username"], r["password_epoch"]) for r in rows]
+
+
+async def password_epoch(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> int:
+    return int(await conn.fetchval("SELECT password_epoch FROM users WHERE username = $1", username) or 0)
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    username: str
+    expires_at: float
+    revoked: bool
+
+
+async def get_link(conn: asyncpg.Connection | asyncpg.Pool, jti: str) -> LinkRow | None:
+    row = await conn.fetchrow("SELECT username, expires_at, revoked_at FROM login_links WHERE jti = $1", jti)
+    if row is None:
+        return None
+    return LinkRow(row["username"], row["expires_at"].timestamp(), row["revoked_at"] is not None)
+
+
+async def list_links(
+    conn: asyncpg.Connection | asyncpg.Pool, username: str, *, page: int, page_size: int
+) -> tuple[list[LoginLinkInfo], int]:
+    """The user's links that still work: not revoked, not expired, not voided by a password change."""
+    rows = await conn.fetch(
+        """SELECT l.jti, l.created_at, l.permanent, l.expires_at, count(*) OVER () AS total
+           FROM login_links l JOIN users u ON u.username = l.username
+           WHERE l.username = $1 AND l.revoked_at IS NULL AND l.expires_at > now()
+             AND l.password_epoch >= u.password_epoch
+           ORDER BY l.created_at DESC, l.jti LIMIT $2 OFFSET $3""",
+        username,
+        page_size,
+        (page - 1) * page_size,
+    )
+    items = [
+        LoginLinkInfo(
+            id=r["jti"],
+            created_at=r["created_at"].isoformat(),
+            permanent=r["permanent"],
+            expires_at=r["expires_at"].isoformat(),
+        )
+        for r in rows
+    ]
+    return items, int(rows[0]["total"]) if rows else 0

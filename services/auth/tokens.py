@@ -27,6 +27,10 @@ class TokenClaims:
     exp: int
     scope: str
     permanent: bool = False
+    # The user's password epoch when the token was issued: a password change makes older tokens invalid.
+    pwv: int = 0
+    # When the session began (the password or link login); refreshes carry it, for the absolute lifetime.
+    auth_time: int = 0
 
 
 def issue(
@@ -37,9 +41,22 @@ def issue(
     ttl: int = DEFAULT_TTL,
     audience: str = API_AUDIENCE,
     permanent: bool = False,
+    pwv: int = 0,
+    auth_time: int | None = None,
+    jti: str | None = None,
+    expires_at: int | None = None,
 ) -> tuple[str, TokenClaims]:
     now = int(time.time())
-    claims = TokenClaims(sub=sub, jti=uuid.uuid4().hex, iat=now, exp=now + ttl, scope=scope, permanent=permanent)
+    claims = TokenClaims(
+        sub=sub,
+        jti=jti or uuid.uuid4().hex,
+        iat=now,
+        exp=expires_at if expires_at is not None else now + ttl,
+        scope=scope,
+        permanent=permanent,
+        pwv=pwv,
+        auth_time=auth_time if auth_time is not None else now,
+    )
     payload = {
         "sub": sub,
         "jti": claims.jti,
@@ -48,10 +65,19 @@ def issue(
         "iss": ISSUER,
         "aud": audience,
         "scope": scope,
+        "pwv": pwv,
+        "auth_time": claims.auth_time,
     }
     if permanent:
         payload["perm"] = True
     return jwt.encode(payload, secret, algorithm="HS256"), claims
+
+
+def _int_claim(payload: dict[str, object], name: str, default: int) -> int:
+    value = payload.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DomainError("INVALID_TOKEN", f"invalid token: claim '{name}' is not an integer")
+    return value
 
 
 def decode(secret: str, token: str, *, audience: str = API_AUDIENCE) -> TokenClaims:
@@ -70,13 +96,17 @@ def decode(secret: str, token: str, *, audience: str = API_AUDIENCE) -> TokenCla
         raise DomainError("INVALID_TOKEN", "token is not valid for this audience") from exc
     except jwt.PyJWTError as exc:
         raise DomainError("INVALID_TOKEN", f"invalid token: {exc}") from exc
+    iat = int(payload["iat"])
     return TokenClaims(
         sub=str(payload["sub"]),
         jti=str(payload["jti"]),
-        iat=int(payload["iat"]),
+        iat=iat,
         exp=int(payload["exp"]),
         scope=str(payload["scope"]),
         permanent=bool(payload.get("perm", False)),
+        # Tokens from before these claims: epoch 0, and the session began when the token was issued.
+        pwv=_int_claim(payload, "pwv", 0),
+        auth_time=_int_claim(payload, "auth_time", iat),
     )
 
 

@@ -63,9 +63,11 @@ class ChatEngine:
             return error_reply(DomainError("INVALID_ARGS", f"bad chat payload: {exc}"))
         final = envelope.derive("assistant")
         first = envelope.derive("user")
-        done = await self.store.stored_replies([final.command_id, first.command_id])
+        done = await self.store.stored_replies([final, first])
         if final.command_id in done:
             return done[final.command_id]
+        if first.command_id in done and not done[first.command_id].ok:  # the key was used for another turn
+            return done[first.command_id]
         try:
             # The history as it was before this turn; the new message goes at its end.
             request, channels, pinned, preset_id = await build_request(

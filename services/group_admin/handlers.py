@@ -11,9 +11,12 @@ import msgspec
 
 from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream, payload_of
 from schemas.envelope import CommandEnvelope
+from schemas.errors import DomainError
 from schemas.group_admin import DeleteGroupConfig, IssueGroupCode, RedeemGroupCode, UpdateGroupConfig
+from services.channels import queries as channel_queries
 from services.group_admin import domain, queries
 from services.group_admin.domain import CodeState, GroupState
+from services.presets import queries as preset_queries
 
 
 async def load_group(conn: asyncpg.Connection, group_id: str) -> GroupState:
@@ -29,11 +32,29 @@ async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     state = await load_group(conn, cmd.group_id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_update(state, cmd.patch, expected)
+    await _check_references(conn, cmd.patch)
 
     async def after(c: asyncpg.Connection) -> Any:
         return await queries.get_group(c, cmd.group_id)
 
     return Decision(_append(domain.group_stream(cmd.group_id), state.version, events), after=after)
+
+
+async def _check_references(conn: asyncpg.Connection, patch: dict[str, Any]) -> None:
+    """A preset or channel the update names must exist (only those it sets now: one deleted since an
+    earlier update does not block unrelated changes)."""
+    checks = (
+        ("presetId", preset_queries.get_preset, "PRESET_NOT_FOUND"),
+        ("channelId", channel_queries.get_channel, "CHANNEL_NOT_FOUND"),
+    )
+    for field, lookup, reason in checks:
+        value = patch.get(field)
+        if isinstance(value, str) and await lookup(conn, value) is None:
+            raise DomainError(
+                "INVALID_CONFIG",
+                f"invalid group config at '{field}': no such {field.removesuffix('Id')} '{value}'",
+                details=[{"path": field, "reason": reason}],
+            )
 
 
 async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
@@ -46,7 +67,7 @@ async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
 async def issue_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     cmd = payload_of(envelope, IssueGroupCode)
     code = domain.new_code()
-    stream = domain.code_stream(code)
+    stream = domain.code_stream(code, await queries.code_key(conn))
     existing = await fold_stream(conn, stream, CodeState(), domain.evolve_code, domain.EVENTS)
     events = domain.decide_issue(existing, cmd.group_id, cmd.issued_by, time.time())
     expires_at = events[0].expires_at
@@ -55,7 +76,7 @@ async def issue_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Dec
 
 async def redeem_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     cmd = payload_of(envelope, RedeemGroupCode)
-    stream = domain.code_stream(cmd.code)
+    stream = domain.code_stream(cmd.code, await queries.code_key(conn))
     state = await fold_stream(conn, stream, CodeState(), domain.evolve_code, domain.EVENTS)
     events = domain.decide_redeem(state, time.time())
     return Decision(_append(stream, 1, events), result={"groupId": state.group_id})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import asyncpg
+
+CODE_KEY_NAME = "groupcode"
 
 
 def _item(row: asyncpg.Record) -> dict[str, Any]:
@@ -36,3 +39,17 @@ async def list_groups(
         return [_item(r) for r in rows], rows[0]["total"]
     total = await conn.fetchval("SELECT count(*) FROM group_configs WHERE $1::text IS NULL OR group_id = $1", only)
     return [], int(total)
+
+
+async def code_key(conn: asyncpg.Connection) -> bytes:
+    """The key of the login codes' stream ids: generated once, shared by every worker through Postgres
+    (as the JWT key is when CHATBUS_JWT_SECRET is unset)."""
+    value = await conn.fetchval("SELECT value FROM instance_secrets WHERE name = $1", CODE_KEY_NAME)
+    if value is None:
+        await conn.execute(
+            "INSERT INTO instance_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            CODE_KEY_NAME,
+            secrets.token_urlsafe(32),
+        )
+        value = await conn.fetchval("SELECT value FROM instance_secrets WHERE name = $1", CODE_KEY_NAME)
+    return str(value).encode()

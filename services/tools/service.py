@@ -113,7 +113,7 @@ class ToolService:
             cmd = msgspec.convert(envelope.payload, CallTool)
         except msgspec.ValidationError as exc:
             return error_reply(DomainError("INVALID_ARGS", f"bad tool call: {exc}"))
-        done = await self.store.stored_replies([envelope.command_id])
+        done = await self.store.stored_replies([envelope])
         if envelope.command_id in done:
             return done[envelope.command_id]
         found = self.registry.find(cmd.name)

@@ -78,7 +78,7 @@ async def test_every_table_in_the_database_is_a_read_table_or_known(stack: Stack
     finally:
         await conn.close()
     assert names - set(NOT_READ_TABLES) == set(TABLES)
-    assert len(TABLES) == 10
+    assert len(TABLES) == 14
 
 
 async def fill_every_read_table(stack: Stack, fake: FakeProvider) -> None:
@@ -111,7 +111,15 @@ async def fill_every_read_table(stack: Stack, fake: FakeProvider) -> None:
     r = await c.post("/api/chat", json={"message": "again", "conversationId": conversation})
     assert r.status_code == 200, r.text
     assert (await c.post(f"/api/conversations/{conversation}/clear")).status_code == 200
-    # auth: a revoked token and failed logins
+    # tools: a toggle, a category toggle, a dangerous flag and a logged call
+    assert (await c.post("/api/tools/roll_dice/toggle", json={"enabled": False})).status_code == 200
+    assert (await c.put("/api/tools/category/basic/toggle", json={"enabled": True})).status_code == 200
+    r = await c.post("/api/tools/dangerous/toggle", json={"toolName": "calculate", "isDangerous": False})
+    assert r.status_code == 200, r.text
+    r = await c.post("/api/tools/call", json={"name": "calculate", "args": {"expression": "6*7"}})
+    assert r.status_code == 200, r.text
+    # auth: a login link, a revoked token and failed logins
+    assert (await c.post("/api/auth/links", json={"permanent": True})).status_code == 201
     assert (await stack.client(token=await stack.login()).post("/api/logout")).status_code == 200
     for _ in range(2):
         await stack.client().post("/api/login", json={"username": "admin", "password": "wrong"})

@@ -137,7 +137,9 @@ def test_an_unknown_code_is_refused_like_a_used_one() -> None:
 def test_codes_and_their_streams() -> None:
     code = domain.new_code()
     assert len(code) == domain.CODE_LENGTH and set(code) <= set(domain.CODE_ALPHABET)
-    stream = domain.code_stream(code)
+    key = b"k" * 32
+    stream = domain.code_stream(code, key)
     assert code not in stream and code.lower() not in stream
-    assert domain.code_stream(code.lower()) == stream  # a code typed in lower case is the same code
+    assert domain.code_stream(code.lower(), key) == stream  # a code typed in lower case is the same code
+    assert domain.code_stream(code, b"another key" * 3) != stream  # the key, not the code alone, names it
     assert domain.group_stream("g1") == "groupconfig-g1"
