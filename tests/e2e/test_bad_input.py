@@ -51,13 +51,13 @@ async def test_yaml_alias_bomb_is_refused(stack: Stack) -> None:
     c = await stack.admin()
     headers = {"content-type": "application/x-yaml"}
     # Before: the edge walked 9^9 nodes (froze for seconds, then 500 or out of memory).
-    err = envelope_error(await c.post("/api/presets/import", content=ALIAS_BOMB, headers=headers), 400, "VALIDATION_ERROR")
+    err = envelope_error(
+        await c.post("/api/presets/import", content=ALIAS_BOMB, headers=headers), 400, "VALIDATION_ERROR"
+    )
     assert "too complex" in err["message"]
     files = {"file": ("bomb.yaml", ALIAS_BOMB, "application/x-yaml")}
     envelope_error(await c.post("/api/presets/import", files=files), 400, "VALIDATION_ERROR")
-    envelope_error(
-        await c.post("/api/presets/import", content=b"a: &a [*a]", headers=headers), 400, "VALIDATION_ERROR"
-    )
+    envelope_error(await c.post("/api/presets/import", content=b"a: &a [*a]", headers=headers), 400, "VALIDATION_ERROR")
     # Anchors within the limits still work, and the edge still answers.
     ok = b"base: &p {name: Anchored, systemPrompt: hi}\npresets:\n  - *p\n"
     r = await c.post("/api/presets/import", content=ok, headers=headers)
