@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import operator
 import re
+import weakref
 from typing import Any
 
 import msgspec
@@ -60,24 +61,26 @@ class _BodyRule(msgspec.Struct):
     decoder: msgspec.json.Decoder[Any] | None
 
 
-_rules: dict[int, _BodyRule] = {}
+# Weakly keyed: several apps in one process (the tests) come and go, and a rule dies with its handler.
+_rules: weakref.WeakKeyDictionary[Any, _BodyRule] = weakref.WeakKeyDictionary()
 
 
 def _rule(request: Request[Any, Any, Any]) -> _BodyRule:
     handler = request.route_handler
-    rule = _rules.get(id(handler))
-    if rule is None:
-        field = handler.parsed_fn_signature.parameters.get("data")
-        media = getattr(field.kwarg_definition, "media_type", None) if field is not None else None
-        json_route = field is not None and media in (None, RequestEncodingType.JSON)
-        decoder = msgspec.json.Decoder(field.annotation, strict=True) if json_route and field is not None else None
-        rule = _rules[id(handler)] = _BodyRule(json_route, decoder)
+    if (cached := _rules.get(handler)) is not None:
+        return cached
+    field = handler.parsed_fn_signature.parameters.get("data")
+    media = getattr(field.kwarg_definition, "media_type", None) if field is not None else None
+    json_route = field is not None and media in (None, RequestEncodingType.JSON)
+    decoder = msgspec.json.Decoder(field.annotation, strict=True) if json_route and field is not None else None
+    rule = _BodyRule(json_route, decoder)
+    _rules[handler] = rule
     return rule
 
 
 def _details(exc: msgspec.ValidationError) -> list[dict[str, Any]]:
     reason, _, where = str(exc).partition(" - at `$")
-    field = where.rstrip("`").lstrip(".").replace("[", ".").replace("]", "")
+    field = where.rstrip("`").replace("[", ".").replace("]", "").lstrip(".")
     if missing := MISSING_FIELD.search(reason):
         field = f"{field}.{missing.group(1)}" if field else missing.group(1)
     return [{"field": field or "body", "reason": reason, "source": "body"}]
