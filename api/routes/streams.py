@@ -89,7 +89,7 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
             raw = await socket.receive_data(mode="text")
             try:
                 frame = _frame_decoder.decode(raw)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:  # a frame nested too deep, too
                 await outbox.put(_encode({"type": "error", "message": f"bad frame: {exc}"}))
                 continue
             unknown = [c for c in frame.channels if c not in CHANNELS]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+
+import websockets
 
 from tests.e2e.test_presets import envelope_error
 from tests.stack import Stack
@@ -45,6 +48,17 @@ async def test_invalid_utf8_and_deep_json_are_400_on_every_route(stack: Stack) -
     # A sane depth still passes the check (and fails only on what it means).
     r = await admin.post("/api/presets", content=b'{"name":"ok","persona":{"traits":["a"]}}', headers=JSON)
     assert r.status_code == 201, r.text
+
+
+async def test_deep_websocket_frame_is_an_error_frame(stack: Stack) -> None:
+    token = await stack.login()
+    url = stack.edges[0].url.replace("http://", "ws://") + f"/ws?token={token}"
+    async with websockets.connect(url, max_size=None) as ws:
+        # Before: RecursionError in the frame decoder ended the handler (the socket closed with 1011).
+        await ws.send('{"action":"ping","x":' + "[" * 50_000 + "]" * 50_000 + "}")
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "error"
+        await ws.send(json.dumps({"action": "ping"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "pong"}
 
 
 async def test_yaml_alias_bomb_is_refused(stack: Stack) -> None:
