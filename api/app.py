@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 from litestar.types import Message, Scope
 
+from api.bodycheck import check_request_body
 from api.config import EdgeConfig
 from api.envelope import (
     ApiError,
@@ -59,6 +62,17 @@ DESCRIPTION = (
     "`{success:false, status:'error', error, message, code, details?}`.\n\n"
     "Error codes and their HTTP status:\n\n"
     + "\n".join(f"- `{code}`: {status}" for code, status in sorted(ERROR_STATUS.items()))
+)
+
+
+DOCS_ASSETS = "/schema-assets"  # outside /schema, whose sub-paths belong to the OpenAPI router
+# The docs UI loads its script and style from this edge, never from a CDN: it works on a machine offline.
+DOCS_UI = SwaggerRenderPlugin(
+    path=["/", "/swagger"],
+    js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+    css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+    standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+    favicon="",
 )
 
 
@@ -165,6 +179,9 @@ def create_app(config: EdgeConfig) -> Litestar:
             list_logs,
             ws_endpoint,
             events_sse,
+            create_static_files_router(
+                DOCS_ASSETS, directories=[Path(__file__).parent / "static" / "swagger-ui"], include_in_schema=False
+            ),
         ],
         lifespan=[lifespan],
         exception_handlers={
@@ -183,9 +200,10 @@ def create_app(config: EdgeConfig) -> Litestar:
             version=VERSION,
             description=DESCRIPTION,
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[DOCS_UI],
         ),
         before_send=[_before_send],
+        before_request=check_request_body,
         middleware=[request_context_middleware, rate_limit_middleware],
         request_max_body_size=4 * 1024 * 1024,
         debug=False,

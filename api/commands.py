@@ -13,7 +13,7 @@ from api.envelope import ApiError, request_id
 from api.security import client_ip, principal_of
 from api.state import edge_of
 from bus.commands import BusTimeout, BusUnavailable
-from schemas.envelope import Actor, CommandEnvelope, CommandReply
+from schemas.envelope import Actor, CommandEnvelope, CommandReply, command_encoder
 
 log = logging.getLogger("chatbus.commands")
 
@@ -101,6 +101,9 @@ async def send(
         client_ip=client_ip(request),
     )
     edge = edge_of(request)
+    # Checked here rather than left to the NATS client, which raises only after registering the reply.
+    if (size := len(command_encoder.encode(envelope))) > edge.nc.max_payload:
+        raise ApiError("PAYLOAD_TOO_LARGE", f"the command ({size} bytes) exceeds the bus limit", status=413)
     try:
         reply = await edge.commands.send(domain, action, envelope, timeout=timeout)
     except BusUnavailable as exc:

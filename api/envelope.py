@@ -118,17 +118,32 @@ def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response
     return error_response(exc.code, exc.message, exc.status, exc.details, exc.headers)
 
 
-_MISSING = re.compile(r"missing required field `([^`]+)`")
+MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
-def _validation_details(exc: ValidationException) -> list[dict[str, Any]]:
+def _client_name(request: Request[Any, Any, Any], key: str) -> str:
+    """A handler parameter's name as the client sends it (`page_number` is `?page=`)."""
+    try:
+        field = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except Exception:  # no handler resolved (e.g. a 404 before routing)
+        return key
+    kwarg = getattr(field, "kwarg_definition", None)
+    for attr in ("query", "header", "cookie"):
+        if alias := getattr(kwarg, attr, None):
+            return str(alias)
+    return key
+
+
+def _validation_details(request: Request[Any, Any, Any], exc: ValidationException) -> list[dict[str, Any]]:
     details = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if not isinstance(item, dict):
             continue
         reason = str(item.get("message", ""))
         parts = [p for p in str(item.get("key") or "").split(".") if p and p != "data"]
-        if missing := _MISSING.search(reason):
+        if parts and item.get("source", "body") != "body":
+            parts[0] = _client_name(request, parts[0])
+        if missing := MISSING_FIELD.search(reason):
             parts.append(missing.group(1))
         details.append({"field": ".".join(parts) or "body", "reason": reason, "source": item.get("source", "body")})
     return details
@@ -137,7 +152,7 @@ def _validation_details(exc: ValidationException) -> list[dict[str, Any]]:
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     if isinstance(exc, ValidationException) or status == 400:
-        details = _validation_details(exc) if isinstance(exc, ValidationException) else []
+        details = _validation_details(request, exc) if isinstance(exc, ValidationException) else []
         reasons = "; ".join(f"{d['field']}: {d['reason']}" for d in details)
         message = f"invalid request: {reasons}" if reasons else (exc.detail or "invalid request")
         return error_response("VALIDATION_ERROR", message, 400, details)
@@ -159,6 +174,11 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 async def json_object_body(request: Request[Any, Any, Any], *, max_bytes: int) -> dict[str, Any]:
     """A free-form JSON object body (config documents): size, syntax and shape checked, errors enveloped."""
+    from api.bodycheck import is_json, media_type_of
+
+    media = media_type_of(request)
+    if media and not is_json(media):
+        raise ApiError("UNSUPPORTED_MEDIA_TYPE", f"this route takes application/json, not {media}", status=415)
     raw = await request.body()
     if len(raw) > max_bytes:
         raise ApiError("PAYLOAD_TOO_LARGE", f"body larger than {max_bytes} bytes", status=413)

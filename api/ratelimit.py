@@ -83,10 +83,10 @@ class RateLimiter:
 
 
 def client_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    from api.security import client_ip, token_from
+    from api.security import client_ip, query_token_allowed, token_from
     from api.state import edge_of
 
-    token = token_from(connection, allow_query=connection.scope["type"] == "websocket" or "/sse" in connection.url.path)
+    token = token_from(connection, allow_query=query_token_allowed(connection))
     if token:
         try:
             return "sub:" + edge_of(connection).tokens.decode(token).sub

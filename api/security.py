@@ -29,6 +29,15 @@ class Principal:
         return self.scope == "admin"
 
 
+# The only routes that take `?token=` (a browser cannot set headers on them): the exact paths, so that a
+# token never rides in the URL of any other route, however its path ends.
+QUERY_TOKEN_ROUTES = frozenset({("websocket", "/ws"), ("http", "/api/events/sse")})
+
+
+def query_token_allowed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return (connection.scope["type"], connection.scope["path"].rstrip("/")) in QUERY_TOKEN_ROUTES
+
+
 def token_from(connection: ASGIConnection[Any, Any, Any, Any], *, allow_query: bool) -> str | None:
     header = connection.headers.get("authorization", "")
     if header[:7].lower() == "bearer " and header[7:].strip():
@@ -43,8 +52,7 @@ def token_from(connection: ASGIConnection[Any, Any, Any, Any], *, allow_query: b
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     edge = edge_of(connection)
-    is_stream = connection.scope["type"] == "websocket" or connection.url.path.endswith("/sse")
-    token = token_from(connection, allow_query=is_stream)
+    token = token_from(connection, allow_query=query_token_allowed(connection))
     if not token:
         raise ApiError("AUTH_REQUIRED", "authentication required: send a Bearer token or the auth_token cookie")
     try:

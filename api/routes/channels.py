@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from api import commands
 from api.envelope import ApiError, ok
-from api.pagination import Order, PageNumber, page
+from api.pagination import Order, PageNumber, PageSize, page
 from api.state import edge_of
 from schemas.channels import CreateChannelBody, ProviderBody, UpdateChannelBody
 from schemas.secrets import mask
@@ -55,7 +55,7 @@ class ChannelController(Controller):
         self,
         request: Request[Any, Any, Any],
         page_number: PageNumber = 1,
-        page_size: Annotated[int, Parameter(ge=1, le=100)] = 100,
+        page_size: PageSize = 20,
         sort_by: ChannelSort = "priority",
         order: Order = "asc",
         with_stats: Annotated[bool, Parameter(query="withStats")] = False,
@@ -107,6 +107,12 @@ class UnsavedChannelBody(CreateChannelBody, kw_only=True):
     model: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
+class FetchModelsBody(UnsavedChannelBody, kw_only=True):
+    """Listing a provider's models needs its address and key, not a name for a channel never saved."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "unsaved"
+
+
 def _unsaved_fields(data: UnsavedChannelBody) -> dict[str, Any]:
     fields: dict[str, Any] = msgspec.to_builtins(data)
     fields.pop("id", None)
@@ -140,7 +146,7 @@ class ChannelProbeController(Controller):
         return ok(reply.result)
 
     @post("/fetch-models", status_code=200)
-    async def fetch_models(self, request: Request[Any, Any, Any], data: UnsavedChannelBody) -> Response[bytes]:
+    async def fetch_models(self, request: Request[Any, Any, Any], data: FetchModelsBody) -> Response[bytes]:
         reply = await commands.send(
             request, "channels", "models", {"fields": _unsaved_fields(data)}, timeout=PROBE_TIMEOUT
         )
@@ -152,9 +158,18 @@ class ProviderController(Controller):
     tags = ["channels"]
 
     @get("/")
-    async def list_providers(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        items, total = await queries.list_channels(edge_of(request).pool, page_size=100)
-        return ok(page([provider_view(masked(c)) for c in items], total, 1, 100))
+    async def list_providers(
+        self,
+        request: Request[Any, Any, Any],
+        page_number: PageNumber = 1,
+        page_size: PageSize = 20,
+        sort_by: ChannelSort = "priority",
+        order: Order = "asc",
+    ) -> Response[bytes]:
+        items, total = await queries.list_channels(
+            edge_of(request).pool, sort_by=sort_by, order=order, page=page_number, page_size=page_size
+        )
+        return ok(page([provider_view(masked(c)) for c in items], total, page_number, page_size))
 
     @post("/")
     async def create_provider(self, request: Request[Any, Any, Any], data: ProviderBody) -> Response[bytes]:

@@ -230,6 +230,10 @@ class NekoChatController(Controller):
 
     @post("/send", status_code=200)
     async def send(self, request: Request[Any, Any, Any], data: NekoSendBody) -> Stream:
+        # A session comes from /chat/new_session (its row is written before that answers): an unknown
+        # id is a client error, not a new conversation under a name the client made up.
+        if await queries.get_conversation(edge_of(request).pool, data.session_id) is None:
+            raise ApiError("CONVERSATION_NOT_FOUND", f"session '{data.session_id}' not found")
         payload = {
             "message": data.message,
             "conversation_id": data.session_id,
@@ -239,12 +243,18 @@ class NekoChatController(Controller):
         return await stream_turn(request, payload, neko_frame)
 
     @get("/sessions")
-    async def sessions(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        items, _ = await queries.list_conversations(
-            edge_of(request).pool, user_id=None, group_id=None, platform="web", page=1, page_size=100
+    async def sessions(
+        self, request: Request[Any, Any, Any], page_number: PageNumber = 1, page_size: PageSize = 20
+    ) -> Response[bytes]:
+        items, total = await queries.list_conversations(
+            edge_of(request).pool, user_id=None, group_id=None, platform="web", page=page_number, page_size=page_size
         )
+        # NekoBot's `sessions` key, with the paging fields of every list (API.md §2).
         return ok(
             {
+                "total": total,
+                "page": page_number,
+                "page_size": page_size,
                 "sessions": [
                     {
                         "id": c["id"],
@@ -253,7 +263,7 @@ class NekoChatController(Controller):
                         "message_count": c["messageCount"],
                     }
                     for c in items
-                ]
+                ],
             }
         )
 

@@ -82,5 +82,15 @@ class PersonalityController(Controller):
 
     @delete("/{personality_id:str}", status_code=200)
     async def delete_personality(self, request: Request[Any, Any, Any], personality_id: str) -> Response[bytes]:
-        reply = await commands.send(request, "presets", "delete", {"id": personality_id})
-        return ok(reply.result)
+        return await _delete(request, personality_id)
+
+    # The static `/default` path (PUT: choose the default) would otherwise answer DELETE with a 405: here
+    # it deletes the personality whose id is `default`, like any other id.
+    @delete("/default", status_code=200)
+    async def delete_default_id(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await _delete(request, "default")
+
+
+async def _delete(request: Request[Any, Any, Any], personality_id: str) -> Response[bytes]:
+    reply = await commands.send(request, "presets", "delete", {"id": personality_id})
+    return ok(reply.result)

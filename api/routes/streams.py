@@ -1,4 +1,7 @@
-"""Live streams (API.md §10): WS /ws and GET /api/events/sse, both fed by the edge's EventHub."""
+"""Live streams (API.md §10): WS /ws and GET /api/events/sse, both fed by the edge's EventHub.
+
+Both carry every domain event (and /ws the logs of every service), so they are for admin tokens only: a
+group-scoped token gets 403 on SSE, and on /ws an error frame and a close (1008) right after the accept."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from litestar.response import Stream
 from api.envelope import ApiError
 from api.hub import HubEvent
 from api.loghub import LogLine, log_frame, loghub_of
-from api.security import require_auth
+from api.security import principal_of, require_admin, require_auth
 from api.state import edge_of
 from schemas.logs import LogEntry
 from services.logs.queries import recent_logs
@@ -28,6 +31,8 @@ SSE_KEEPALIVE = 15.0
 LOG_HISTORY = 100  # lines a new `logs` subscriber gets before live ones (API.md §10)
 EVENT_OUTBOX_LIMIT = 2000  # frames waiting for a slow socket beyond which it is closed
 LOG_OUTBOX_LIMIT = 1000  # frames waiting for a slow socket beyond which live log lines are dropped
+MAX_SEQUENCE = 2**63 - 2  # the highest Last-Event-ID whose successor is still a JetStream sequence
+POLICY_VIOLATION = 1008
 
 
 class ClientFrame(msgspec.Struct):
@@ -39,6 +44,9 @@ _frame_decoder = msgspec.json.Decoder(ClientFrame)
 _encode = msgspec.json.Encoder().encode
 
 
+ADMIN_ONLY = "the live streams carry every group's events and every service's logs: they need an admin token"
+
+
 def ws_event_frame(event: HubEvent) -> bytes:
     return b'{"channel":"events","data":' + event.body + b"}"
 
@@ -46,6 +54,11 @@ def ws_event_frame(event: HubEvent) -> bytes:
 @websocket("/ws", guards=[require_auth])
 async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
     await socket.accept()
+    if not principal_of(socket).is_admin:
+        # Accepted first, so that the client can read why: a browser sees no reason for a refused handshake.
+        await socket.send_data(_encode({"type": "error", "code": "FORBIDDEN", "message": ADMIN_ONLY}).decode())
+        await socket.close(code=POLICY_VIOLATION, reason="FORBIDDEN")
+        return
     hub = edge_of(socket).hub
     subscribed: set[str] = set()
     queue = hub.listen()
@@ -76,7 +89,7 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
             raw = await socket.receive_data(mode="text")
             try:
                 frame = _frame_decoder.decode(raw)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:  # a frame nested too deep, too
                 await outbox.put(_encode({"type": "error", "message": f"bad frame: {exc}"}))
                 continue
             unknown = [c for c in frame.channels if c not in CHANNELS]
@@ -188,12 +201,20 @@ async def _with_keepalive(source: AsyncIterator[HubEvent | None]) -> AsyncIterat
             pending.cancel()
 
 
-@get("/api/events/sse", guards=[require_auth], tags=["streams"])
+def _last_event_id(raw: str | None) -> int | None:
+    """The sequence to resume after: ASCII digits only (str.isdigit also takes '²', which int() refuses)."""
+    if raw is None:
+        return None
+    given = raw.strip()
+    if not (given.isascii() and given.isdigit()) or len(given) > 19 or int(given) > MAX_SEQUENCE:
+        raise ApiError("VALIDATION_ERROR", f"Last-Event-ID must be an event sequence number, 0..{MAX_SEQUENCE}")
+    return int(given)
+
+
+@get("/api/events/sse", guards=[require_admin], tags=["streams"])
 async def events_sse(request: Request[Any, Any, Any], types: str | None = None) -> Stream:
     wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
-    last_id = request.headers.get("last-event-id")
-    if last_id is not None and not last_id.strip().isdigit():
-        raise ApiError("VALIDATION_ERROR", "Last-Event-ID must be an event sequence number")
+    last_id = _last_event_id(request.headers.get("last-event-id"))
     hub = edge_of(request).hub
 
     # Listen before answering: once the client has the response headers, no event is missed.
@@ -207,7 +228,7 @@ async def events_sse(request: Request[Any, Any, Any], types: str | None = None) 
         finally:
             hub.unlisten(queue)
 
-    source = hub.replay_from(int(last_id) + 1) if last_id is not None else live()
+    source = hub.replay_from(last_id + 1) if last_id is not None else live()
 
     async def frames() -> AsyncIterator[bytes]:
         yield b": connected\nretry: 2000\n\n"
