@@ -335,11 +335,11 @@ class ChatCommands:
             if req.max_tokens is None and adv.get("maxTokens") is not None:
                 req = msgspec.structs.replace(req, max_tokens=adv["maxTokens"])
             adapter = ADAPTERS[channel.adapter_type]
-            target = target_of(channel)
             text: list[str] = []
             first_token: float | None = None
             t0 = time.monotonic()
             try:
+                target = target_of(channel)  # a key that does not decrypt is this channel's failure
                 http = self.http.client_for(target)
                 if cmd.stream_subject:
                     result: ChatResult | None = None
