@@ -95,10 +95,10 @@ class Keyring:
         key = self.keys.get(kid)
         if key is None:
             raise SecretKeyError(f"a secret is encrypted under key {kid}, which this keyring does not hold")
-        raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
         try:
+            raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
             return AESGCM(key).decrypt(raw[:_NONCE], raw[_NONCE:], kid.encode()).decode()
-        except InvalidTag as exc:
+        except (InvalidTag, binascii.Error, ValueError) as exc:
             raise SecretKeyError(f"a secret under key {kid} does not decrypt (tampered or wrong key)") from exc
 
     def is_current(self, value: Any) -> bool:

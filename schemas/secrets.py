@@ -15,7 +15,7 @@ SEALED_PREFIX = "$enc:v1:"
 # `Authorization`, `cookie`; not `maxTokens`.
 _SECRET_KEY = re.compile(
     r"(api[_-]?key|secret|password|password_hash|access[_-]?token|auth[_-]?token|(^|[_-])token|^key"
-    r"|^authorization|^proxy[_-]?authorization|^cookie)$",
+    r"|^authorization|^proxy[_-]?authorization|^cookie|(?-i:[a-z](Key|Token)))$",
     re.IGNORECASE,
 )
 # Never shown at all, not even masked.
