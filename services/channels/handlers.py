@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from bus import crypto
 from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream, payload_of
 from schemas.channels import (
     ChannelCreated,
@@ -20,6 +21,7 @@ from schemas.channels import (
     UpdateChannel,
 )
 from schemas.envelope import CommandEnvelope
+from schemas.errors import DomainError
 from schemas.secrets import mask
 from services.channels import domain, queries
 from services.channels.domain import ChannelState, stream_id
@@ -32,7 +34,12 @@ async def load_channel(conn: asyncpg.Connection, channel_id: str) -> ChannelStat
 
 def _plain(state: ChannelState) -> ChannelState:
     """The state as the domain rules see it: secrets opened (compared, merged, validated)."""
-    return replace(state, fields=unseal_fields(state.fields)) if state.exists else state
+    if not state.exists:
+        return state
+    try:
+        return replace(state, fields=unseal_fields(state.fields))
+    except crypto.SecretKeyError as exc:
+        raise DomainError("INTERNAL_ERROR", f"channel '{state.id}': {exc}; restore that key to the keyring") from exc
 
 
 def _sealed(event: msgspec.Struct) -> msgspec.Struct:
@@ -96,7 +103,7 @@ async def reseal(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     stale = stale_fields(state.fields) if state.exists else []
     if not stale:
         return Decision([], result={"id": cmd.id, "resealed": []})
-    plain = unseal_fields(state.fields)
+    plain = _plain(state).fields
     events: list[msgspec.Struct] = [ChannelUpdated(changes={f: plain[f] for f in stale})]
     return Decision(_append(state, events), result={"id": cmd.id, "resealed": stale})
 

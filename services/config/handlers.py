@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from bus import crypto
 from bus.eventstore import Decision, EventStore, Handler, StreamAppend, event_from_struct, load_last_event, payload_of
 from schemas.config import ConfigChanged, RollbackConfig, UpdateConfig
 from schemas.envelope import Actor, CommandEnvelope, CommandReply
@@ -65,7 +66,10 @@ async def rollback(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decis
 async def reseal(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     """`chatbus secrets rotate`: the document again, its secrets sealed under the current key."""
     state = await load_config(conn)
-    document, paths = reseal_document(state.document)
+    try:
+        document, paths = reseal_document(state.document)
+    except crypto.SecretKeyError as exc:
+        raise DomainError("INTERNAL_ERROR", f"config: {exc}; restore that key to the keyring") from exc
     if not paths:
         return Decision([], result={"resealed": []}, version=state.version)
     append = StreamAppend(STREAM, state.version, [event_from_struct(ConfigChanged(document=document, paths=paths))])
