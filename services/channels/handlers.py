@@ -18,6 +18,7 @@ from schemas.channels import (
     CreateChannel,
     DeleteChannel,
     RecordChannelHealth,
+    ResealChannel,
     UpdateChannel,
 )
 from schemas.envelope import CommandEnvelope
@@ -98,7 +99,7 @@ async def reseal(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     """`chatbus secrets rotate`: the secret fields not sealed under the current key, sealed again
     (a ChannelUpdated with the same values), so the read table and the latest events hold the new
     key's ciphertext. Older events keep theirs; the keyring keeps the old keys to replay them."""
-    cmd = payload_of(envelope, DeleteChannel)
+    cmd = payload_of(envelope, ResealChannel)
     state = await load_channel(conn, cmd.id)
     stale = stale_fields(state.fields) if state.exists else []
     if not stale:
