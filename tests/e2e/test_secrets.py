@@ -23,7 +23,7 @@ from bus.projections import check
 from services.config.stdio_allow import allows, stdio_allow_list
 from services.registry import PROJECTIONS
 from tests.e2e.test_presets import envelope_error
-from tests.e2e.test_streams import recv_json, ws_url
+from tests.e2e.test_streams import recv_json, sse_events, ws_url
 from tests.fakes.llm import FakeProvider, reply
 from tests.stack import Stack
 
@@ -86,7 +86,13 @@ async def dump(stack: Stack) -> str:
 async def test_secrets_are_masked_everywhere_and_sealed_at_rest(stack: Stack) -> None:
     token = await stack.login()
     c = stack.client(token=token)
-    async with FakeProvider("openai") as fake, websockets.connect(ws_url(stack, token)) as ws:
+    sse_params = {"token": token, "types": "ChannelCreated,ConfigChanged"}
+    async with (
+        FakeProvider("openai") as fake,
+        websockets.connect(ws_url(stack, token)) as ws,
+        stack.client().stream("GET", "/api/events/sse", params=sse_params) as sse,
+    ):
+        assert sse.status_code == 200
         await ws.send(json.dumps({"action": "subscribe", "channels": ["events"]}))
         assert (await recv_json(ws))["type"] == "subscribed"
         r = await c.post("/api/channels", json=channel_body(fake))
@@ -113,6 +119,9 @@ async def test_secrets_are_masked_everywhere_and_sealed_at_rest(stack: Stack) ->
             while not any('"ChannelCreated"' in f for f in frames):
                 frames.append(json.dumps(await recv_json(ws)))
         assert_clear_of_secrets("/ws", "\n".join(frames))
+        sse_frames = await sse_events(sse, 2)
+        assert {e["event"] for e in sse_frames} == {"ChannelCreated", "ConfigChanged"}
+        assert_clear_of_secrets("/api/events/sse", json.dumps(sse_frames))
 
         # A raw JetStream subscriber, and a database dump.
         assert_clear_of_secrets("JetStream", await jetstream_text(stack, want=2))
