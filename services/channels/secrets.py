@@ -37,13 +37,11 @@ def _map(fields: dict[str, Any], one: Callable[[str, Any, Callable[[Any], str]],
 
 def seal_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Plaintext fields (as validated by the domain) -> the stored form."""
-    ring = crypto.active()
-    return _map(fields, lambda _f, v, hint: ring.seal(v, str(hint(v))))
+    return _map(fields, lambda _f, v, hint: crypto.seal(v, str(hint(v))))
 
 
 def unseal_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    ring = crypto.active()
-    return _map(fields, lambda _f, v, _hint: ring.open(v))
+    return _map(fields, lambda _f, v, _hint: crypto.reveal(v))
 
 
 def stale_fields(fields: dict[str, Any]) -> list[str]:
