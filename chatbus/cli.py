@@ -1,4 +1,5 @@
-"""`chatbus` command line: up | edge | worker | relay | migrate | replay | admin set-password | schemas."""
+"""`chatbus` command line: up | edge | worker | relay | migrate | replay | admin set-password | secrets rotate |
+schemas."""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     setpw.add_argument("--username", default=None, help="default: CHATBUS_ADMIN_USERNAME or admin")
     setpw.add_argument("--password", help="the new password (default: read from stdin or prompt)")
 
+    secrets = sub.add_parser("secrets", help="secrets at rest")
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+    secrets_sub.add_parser("rotate", help="new current key (kept with the old ones), every stored secret re-encrypted")
+
     schemas = sub.add_parser("schemas", help="export JSON Schemas of the published events")
     schemas.add_argument("--out", help="directory to write the schemas to (default: print)")
     return parser
@@ -80,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         return _schemas(args.out)
     if args.command == "admin":
         return asyncio.run(_set_password(settings, args.username, args.password))
+    if args.command == "secrets":
+        from chatbus.secrets_cli import rotate
+
+        return asyncio.run(rotate(settings))
     settings.require_urls()
     if args.command == "edge":
         return _edge(settings)

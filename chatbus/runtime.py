@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 
 from api.app import create_app
 from api.config import EdgeConfig
-from bus import db, nats_conn, subjects
+from bus import crypto, db, nats_conn, subjects
 from bus.eventstore import EventStore
 from bus.heartbeat import Heartbeat, instance_id
 from bus.migrate import migrate
@@ -115,6 +115,10 @@ async def start_workers(
     unknown = [d for d in domains if d not in registry.DOMAINS]
     if unknown:
         raise SystemExit(f"unknown domain(s) {unknown}; known: {', '.join(registry.DOMAINS)}")
+    try:
+        crypto.active()  # workers seal and open secrets: no key is a start-up error, not a failed command
+    except crypto.SecretKeyError as exc:
+        raise SystemExit(f"chatbus worker: {exc}") from exc
     nc = await nats_conn.connect(nats_url, name=name)
     pool = await db.create_pool(dsn, max_size=pool_size)
     pending: set[asyncio.Future[None]] = set()

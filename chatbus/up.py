@@ -100,7 +100,11 @@ def run_up(settings: Settings) -> int:
                 jetstream_replicas=settings.jetstream_replicas,
             )
         )
+        from bus import crypto
+
+        crypto.load(data_dir, create=True)  # the secret keyring: CHATBUS_SECRET_KEY, else made once (0600)
         env = {**os.environ, "CHATBUS_NATS_URL": nats_url, "CHATBUS_DATABASE_URL": database_url}
+        env["CHATBUS_DATA_DIR"] = str(data_dir)  # children read the keyring there (and see a rotation)
         # Workers first: the edge opens only once every domain is served, so the first request after
         # the banner never meets a 503.
         children = [Child("worker", ["worker"], env), Child("relay", ["relay"], env)]

@@ -137,6 +137,12 @@ class DeleteChannel(msgspec.Struct, kw_only=True):
     id: str
 
 
+class ResealChannel(msgspec.Struct, kw_only=True):
+    """`chatbus secrets rotate`: seal the channel's secrets again under the current key."""
+
+    id: str
+
+
 class RecordChannelHealth(msgspec.Struct, kw_only=True):
     """After a test or a call: success clears errors; failures may cool the channel down or mark it."""
 

@@ -1,4 +1,8 @@
-"""Secrets are write-only (API.md §2): which keys hold one, and how a secret reads back."""
+"""Secrets are write-only (API.md §2): which values hold one, and how a secret reads back.
+
+A secret is stored sealed (encrypted, see `bus/crypto.py`) as the string
+`$enc:v1:<key id>:<hint>:<nonce+ciphertext, base64url>`. The hint is the masked form a read shows, so
+every reader (edge, relay, audit) masks without ever holding the key."""
 
 from __future__ import annotations
 
@@ -6,20 +10,55 @@ import re
 from typing import Any
 
 MASK = "****"
-# Whole-key matches only: `apiKey`, `api_key`, `secret`, `password`, `accessToken`; not `maxTokens`.
+SEALED_PREFIX = "$enc:v1:"
+# Whole-key matches only: `apiKey`, `api_key`, `x-api-key`, `secret`, `password`, `accessToken`,
+# `Authorization`, `cookie`; not `maxTokens`.
 _SECRET_KEY = re.compile(
-    r"(api_?key|secret|password|password_hash|access_?token|auth_?token|^token|^key)$", re.IGNORECASE
+    r"(api[_-]?key|secret|password|password_hash|access[_-]?token|auth[_-]?token|(^|[_-])token|^key"
+    r"|^authorization|^proxy[_-]?authorization|^cookie|(?-i:[a-z](Key|Token)))$",
+    re.IGNORECASE,
 )
 # Never shown at all, not even masked.
 HIDDEN_KEYS = frozenset({"password_hash"})
+# Every value under these keys is a secret, whatever its name (a header may carry any credential).
+SECRET_MAPS = frozenset({"customHeaders", "custom_headers", "headers", "env"})
+# `scheme://user:password@host`: the password part.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)(?=@)")
 
 
 def is_secret(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+def is_sealed(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(SEALED_PREFIX)
+
+
+def split_sealed(value: str) -> tuple[str, str, str]:
+    """`$enc:v1:<kid>:<hint>:<blob>` -> (kid, hint, blob). The hint may hold `:` (a masked URL); the
+    key id and the base64url blob never do."""
+    kid, _, rest = value[len(SEALED_PREFIX) :].partition(":")
+    hint, _, blob = rest.rpartition(":")
+    return kid, hint, blob
+
+
+def hint_of(value: Any) -> Any:
+    return split_sealed(value)[1] or MASK if is_sealed(value) else value
+
+
+def mask_url(value: str) -> str:
+    """`http://user:pw@proxy:8080` -> `http://user:****@proxy:8080`."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", value)
+
+
+def has_url_password(value: Any) -> bool:
+    return isinstance(value, str) and bool(_URL_PASSWORD.search(value))
+
+
 def mask_value(value: Any) -> Any:
-    """`sk-abcdef1234` -> `sk-****1234`; short values -> `****`."""
+    """`sk-abcdef1234` -> `sk-****1234`; short values -> `****`; a sealed value -> its hint."""
+    if is_sealed(value):
+        return hint_of(value)
     if not isinstance(value, str) or not value:
         return value
     if len(value) <= 8:
@@ -28,24 +67,50 @@ def mask_value(value: Any) -> Any:
     return f"{prefix}{MASK}{value[-4:]}"
 
 
+def mask_whole(value: Any) -> Any:
+    """Header values and the like: nothing of them is shown."""
+    if is_sealed(value):
+        return hint_of(value)
+    return MASK if isinstance(value, str) and value else value
+
+
+def _mask_leaf(value: Any) -> Any:
+    if is_sealed(value):
+        return hint_of(value)
+    return mask_url(value) if isinstance(value, str) else value
+
+
+def mask_at(key: str, value: Any) -> Any:
+    """How the value under `key` reads back."""
+    if is_secret(key):
+        return mask_value(value) if isinstance(value, str) else mask(value)
+    if key in SECRET_MAPS and isinstance(value, dict):
+        return {k: mask_whole(v) if isinstance(v, str) else mask(v) for k, v in value.items()}
+    return mask(value)
+
+
 def mask(document: Any) -> Any:
     if isinstance(document, dict):
-        return {k: mask_value(v) if is_secret(k) else mask(v) for k, v in document.items() if k not in HIDDEN_KEYS}
+        return {k: mask_at(k, v) for k, v in document.items() if k not in HIDDEN_KEYS}
     if isinstance(document, list):
         return [mask(v) for v in document]
-    return document
+    return _mask_leaf(document)
 
 
-def keep_masked(current: Any, incoming: Any) -> Any:
+def keep_masked(current: Any, incoming: Any, *, whole: bool = False) -> Any:
     """A client that sends back a masked secret it read means "unchanged": restore the stored one."""
     if isinstance(incoming, dict):
         out = {}
         for key, value in incoming.items():
             old = current.get(key) if isinstance(current, dict) else None
-            if is_secret(key) and isinstance(value, str) and MASK in value and value == mask_value(old):
-                out[key] = old
-            else:
-                out[key] = keep_masked(old, value)
+            if isinstance(value, str) and MASK in value and isinstance(old, str):
+                if (is_secret(key) and value == mask_value(old)) or (whole and value == mask_whole(old)):
+                    out[key] = old
+                    continue
+                if value == _mask_leaf(old):
+                    out[key] = old
+                    continue
+            out[key] = keep_masked(old, value, whole=key in SECRET_MAPS)
         return out
     if isinstance(incoming, list):
         olds = current if isinstance(current, list) else []

@@ -11,11 +11,20 @@ from contextlib import ExitStack
 import asyncpg
 import pytest
 
-from bus import db
+from bus import crypto, db
 from tests.servers import Servers, start_servers
 from tests.stack import Stack
 
 TEMPLATE_DB = "chatbus_test_template"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[crypto.Keyring]:
+    """The key in-process workers seal secrets with, as `chatbus up` would make it (a 0600 file)."""
+    ring = crypto.load(tmp_path_factory.mktemp("data"), create=True)
+    crypto.install(ring)
+    yield ring
+    crypto.install(None)
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,17 @@ import signal
 import subprocess
 import sys
 
+from bus import crypto
+
 
 def spawn(role: list[str], nats_url: str, dsn: str, **env: str) -> subprocess.Popen[bytes]:
+    ring = crypto.active()  # the test session's keyring: a spawned worker opens what in-process ones sealed
     full_env = {
         **os.environ,
         "CHATBUS_NATS_URL": nats_url,
         "CHATBUS_DATABASE_URL": dsn,
         "CHATBUS_LOG_LEVEL": "WARNING",
+        **({"CHATBUS_DATA_DIR": str(ring.path.parent)} if ring.path else {}),
         **env,
     }
     return subprocess.Popen([sys.executable, "-m", "chatbus", *role], env=full_env)

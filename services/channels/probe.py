@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from bus import crypto
 from bus.eventstore import EventStore, error_reply
 from bus.worker import CommandFn
 from schemas.channels import Channel
@@ -30,16 +31,21 @@ class ProbeRequest(msgspec.Struct, kw_only=True):
     model: str | None = None
 
 
-def target_of(channel: Channel) -> ProviderTarget:
+def target_of(channel: Channel, *, saved: bool = True) -> ProviderTarget:
+    """Where a call goes, with the real secrets: a saved channel's are opened here, just before the call.
+    An unsaved channel's come from the client as they are; opening them would let a client that copied
+    a ciphertext out of a dump have it decrypted and sent to a URL of its choosing."""
     adapter = ADAPTERS[channel.adapter_type]
+    reveal = crypto.reveal if saved else str
+    proxy = reveal(channel.proxy) if channel.proxy else channel.proxy
     return ProviderTarget(
         adapter_type=channel.adapter_type,  # type: ignore[arg-type]
         base_url=adapter.normalize_base_url(channel.base_url),
-        api_key=pick_key(channel) or "",
+        api_key=reveal(pick_key(channel) or ""),
         connect_timeout_ms=int(channel.timeout.get("connect", 10_000)),
         read_timeout_ms=int(channel.timeout.get("read", 120_000)),
-        proxy=channel.proxy,
-        custom_headers=dict(channel.custom_headers),
+        proxy=proxy,
+        custom_headers={name: reveal(value) for name, value in channel.custom_headers.items()},
     )
 
 
@@ -112,7 +118,7 @@ class ChannelProbe:
                 DomainError("VALIDATION_ERROR", "no model to test: give `model` or add one to the channel")
             )
         adapter = ADAPTERS[channel.adapter_type]
-        target = target_of(channel)
+        target = target_of(channel, saved=req.id is not None)
         request = ChatRequest(model=model, messages=[ChatMessage(role="user", content=TEST_PROMPT)], max_tokens=16)
         started = time.monotonic()
         try:
@@ -153,7 +159,7 @@ class ChannelProbe:
         except (msgspec.ValidationError, DomainError) as exc:
             return error_reply(exc if isinstance(exc, DomainError) else DomainError("INVALID_ARGS", str(exc)))
         adapter = ADAPTERS[channel.adapter_type]
-        target = target_of(channel)
+        target = target_of(channel, saved=req.id is not None)
         try:
             models = await adapter.list_models(self.http.client_for(target), target)
         except ProviderError as exc:

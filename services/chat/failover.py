@@ -56,11 +56,11 @@ async def call_with_failover(
         if req.max_tokens is None and adv.get("maxTokens") is not None:
             req = msgspec.structs.replace(req, max_tokens=adv["maxTokens"])
         adapter = ADAPTERS[channel.adapter_type]
-        target = target_of(channel)
         text: list[str] = []
         first_token: float | None = None
         t0 = time.monotonic()
         try:
+            target = target_of(channel)  # opens the sealed key: one that does not decrypt fails this channel only
             http = http_clients.client_for(target)
             if on_text is not None:
                 result: ChatResult | None = None

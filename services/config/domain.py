@@ -16,6 +16,7 @@ from schemas.secrets import keep_masked
 from services.rules import require_version
 
 STREAM = "config-global"
+STDIO_ALLOW_PATH = "mcp.stdioAllowedCommands"
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
 
 
@@ -94,6 +95,16 @@ def decide_update(state: ConfigState, patch: dict[str, Any], expected: int | Non
         raise DomainError("SECTION_NOT_FOUND", f"unknown config section '{unknown[0]}'", details=[{"path": unknown[0]}])
     document = validate(deep_merge(state.document, keep_masked(state.document, patch)))
     paths = changed_paths(state.document, document)
+    if any(p == STDIO_ALLOW_PATH or p.startswith(f"{STDIO_ALLOW_PATH}.") for p in paths):
+        # An admin token must not equal arbitrary command execution: the operator sets it on the host.
+        raise DomainError(
+            "INVALID_CONFIG",
+            f"invalid config at '{STDIO_ALLOW_PATH}': it is not set through the config API; set"
+            " CHATBUS_MCP_STDIO_ALLOW or the file `mcp-stdio-allow` in the data directory",
+            details=[
+                {"path": STDIO_ALLOW_PATH, "reason": "set by CHATBUS_MCP_STDIO_ALLOW or <data dir>/mcp-stdio-allow"}
+            ],
+        )
     return [ConfigChanged(document=document, paths=paths)] if paths else []
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import psutil
 
+from bus import crypto
 from chatbus.devstack import EmbeddedNats, EmbeddedPostgres, free_port
 from tests.bench.loadgen import TOKEN_DETECTORS, FirstToken
 from tests.bench.report import NOT_IN_TOTAL, chat_overhead, label, report, targets
@@ -102,6 +103,7 @@ class Bench:
         }
         for key in ("CHATBUS_HOST", "CHATBUS_PORT", "CHATBUS_DATA_DIR"):
             env.pop(key, None)
+        env.setdefault("CHATBUS_SECRET_KEY", crypto.encode_key(crypto.new_key()))  # workers seal channel keys
         for key in ("NO_PROXY", "no_proxy"):  # the worker's HTTP client honours *_PROXY: never for the LLM
             env[key] = ",".join(x for x in (env.get(key), HOST) if x)
         edge_port, bare_port, llm_port = free_port(), free_port(), free_port()

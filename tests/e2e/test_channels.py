@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bus import crypto
 from tests.e2e.test_presets import envelope_error
 from tests.stack import Stack
 
@@ -41,7 +42,8 @@ async def test_channel_crud_with_masked_keys(stack: Stack) -> None:
     r = await c.put("/api/channels/main", json={"apiKey": "sk-****9876", "name": "Main 2"})
     assert r.status_code == 200 and r.json()["data"]["name"] == "Main 2"
     async with stack.workers[0].pool.acquire() as conn:
-        assert await conn.fetchval("SELECT api_key FROM channels WHERE id = 'main'") == KEY
+        stored = await conn.fetchval("SELECT api_key FROM channels WHERE id = 'main'")
+    assert KEY not in stored and crypto.reveal(stored) == KEY  # sealed at rest, and still the same key
     r = await c.put("/api/channels/main", json={"enabled": False})
     assert r.json()["data"]["status"] == "disabled"
     r = await c.get("/api/channels", params={"withStats": 1})

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from bus import crypto
 from tests.e2e.test_presets import envelope_error
 from tests.stack import TEST_RATE_LIMIT, Stack
 
@@ -131,7 +132,8 @@ async def test_secrets_are_masked_and_write_only(stack: Stack) -> None:
     await c.put("/api/bot/config", json={"api_key": "sk-****1234", "nickname": "n"})
     async with stack.workers[0].pool.acquire() as conn:
         doc = await conn.fetchval("SELECT document FROM config_versions ORDER BY version DESC LIMIT 1")
-    assert doc["bot"]["api_key"] == "sk-abcdefghijklmnop1234"
+    stored = doc["bot"]["api_key"]
+    assert "abcdefghijklmnop" not in stored and crypto.reveal(stored) == "sk-abcdefghijklmnop1234"
 
 
 async def test_a_change_reaches_every_edge_within_a_second(nats_url: str, database: str) -> None:

@@ -120,6 +120,7 @@ def test_chatbus_services_are_wired_to_nats_and_postgres_by_environment(compose:
         assert "@postgres:5432/" in env["CHATBUS_DATABASE_URL"]
         assert env.get("CHATBUS_JETSTREAM_REPLICAS") == "3", f"service {name!r}: streams must be replicated"
         assert env.get("CHATBUS_JWT_SECRET"), f"service {name!r} does not set CHATBUS_JWT_SECRET"
+        assert env.get("CHATBUS_SECRET_KEY"), f"service {name!r} does not set CHATBUS_SECRET_KEY"
 
 
 def test_nats_nodes_form_one_jetstream_cluster(compose: Compose) -> None:
