@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -90,3 +93,100 @@ def test_up_prints_the_password_once_and_keeps_data_across_restarts(tmp_path: Pa
         assert r.status_code == 200 and r.json()["data"]["name"] == "S"
     finally:
         stop_with_ctrl_c(proc)
+
+
+def chatbus_child(proc: subprocess.Popen[str], role: str) -> psutil.Process | None:
+    for child in psutil.Process(proc.pid).children():
+        with contextlib.suppress(psutil.Error):
+            cmd = child.cmdline()
+            if cmd[1:4] == ["-m", "chatbus", role] and child.status() != psutil.STATUS_ZOMBIE:
+                return child
+    return None
+
+
+def test_a_crash_looping_child_is_restarted_and_reported_and_set_password_talks_to_the_stack(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    proc = start_up(tmp_path / "data", port, "first-password")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, port)
+        edge = chatbus_child(proc, "edge")
+        assert edge is not None
+        # The worker crash-loops: killed each time it comes back.
+        killed: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(killed) < 3 and time.monotonic() < deadline:
+            worker = chatbus_child(proc, "worker")
+            if worker is not None and worker.pid not in killed:
+                killed.add(worker.pid)
+                worker.send_signal(signal.SIGKILL)
+            time.sleep(0.1)
+        assert len(killed) == 3, "the worker was not restarted after being killed"
+        assert proc.poll() is None, "chatbus up gave up"
+        assert edge.is_running() and chatbus_child(proc, "edge") == edge  # the healthy edge was left alone
+        assert httpx.get(f"{base}/health", timeout=5).status_code == 200
+
+        # Once the worker is back, the status names it as the failing (restarting) role.
+        token = ""
+        deadline = time.monotonic() + 60
+        while not token and time.monotonic() < deadline:
+            r = httpx.post(f"{base}/api/auth/login", json={"password": "first-password"}, timeout=10)
+            token = r.json()["data"]["token"] if r.status_code == 200 else ""
+            time.sleep(0.2)
+        assert token
+        status = httpx.get(f"{base}/api/system/status", headers={"Authorization": f"Bearer {token}"}).json()
+        supervisor = status["data"]["components"]["supervisor"]
+        assert supervisor["ok"] is False and supervisor["failing"] == ["worker"], supervisor
+        worker_state = supervisor["children"]["worker"]
+        assert worker_state["restarts"] >= 2 and worker_state["lastExit"] == -signal.SIGKILL
+        assert supervisor["children"]["edge"]["state"] == "running"
+        assert "supervisor" in {i["role"] for i in status["data"]["instances"]}
+
+        # `admin set-password` while `up` holds the database: it goes through the running stack.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBUS_")}
+        env["CHATBUS_DATA_DIR"] = str(tmp_path / "data")
+        done = subprocess.run(
+            [sys.executable, "-m", "chatbus", "admin", "set-password", "--password", "second-password"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        r = httpx.post(f"{base}/api/auth/login", json={"password": "second-password"}, timeout=10)
+        assert r.status_code == 200, r.text
+    finally:
+        stop_with_ctrl_c(proc)
+
+
+class _Foreign(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_up_does_not_report_ready_for_someone_elses_server_on_its_port(tmp_path: Path) -> None:
+    """Another server answers /health on the port: `up` must not take it for its own edge."""
+    port = free_port()
+    foreign = http.server.HTTPServer(("127.0.0.1", port), _Foreign)
+    thread = threading.Thread(target=foreign.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proc = start_up(tmp_path / "data", port, "some-password")
+        try:
+            output, _ = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                stop_with_ctrl_c(proc)
+        assert proc.returncode != 0
+        assert "chatbus is up" not in output and "cannot listen" in output, output
+    finally:
+        foreign.shutdown()
+        foreign.server_close()
