@@ -87,10 +87,8 @@ class WorkerRuntime:
         # Lines logged while handling the command carry the id of the HTTP request that sent it.
         token = logs.set_request_id(envelope.request_id)
         try:
-            reply = await handler(envelope)
-            if reply.error is not None:
-                log.info("command %s refused: %s", envelope.type, reply.error.code)
-            return reply
+            # The outcome is logged once, by the edge that sent the command (api/commands.py).
+            return await handler(envelope)
         except asyncpg.DataError as exc:
             # Input Postgres cannot hold (a NUL character, a number out of range): the caller's fault.
             log.info("command %s: data refused by the database (%r)", envelope.type, exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -41,8 +42,12 @@ def embedded_database(settings: Settings) -> Iterator[str]:
         pg.stop()
 
 
+_log = logging.getLogger("chatbus.up")
+
+
 def log(message: str) -> None:
-    print(f"chatbus: {message}", file=sys.stderr, flush=True)
+    # Through logging: the same line format as every child process writes to the console.
+    _log.warning(message)
 
 
 class Child:
@@ -231,7 +236,8 @@ async def _supervise(
                 with contextlib.suppress(Exception):
                     await heartbeat.beat()  # at once, not at the next 5 s beat
             await asyncio.sleep(TICK)
-        print("\nchatbus: stopping...", flush=True)
+        print(flush=True)  # past the ^C the terminal echoed
+        _log.info("stopping...")
         return 0
     finally:
         starting.cancel()

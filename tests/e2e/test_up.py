@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,7 +54,8 @@ def wait_ready(proc: subprocess.Popen[str], port: int) -> list[str]:
     raise AssertionError("chatbus up never became healthy:\n" + "".join(lines))
 
 
-def stop_with_ctrl_c(proc: subprocess.Popen[str]) -> None:
+def stop_with_ctrl_c(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, then check nothing is left running; returns what `up` printed after the banner."""
     tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     proc.send_signal(signal.SIGINT)
     code = proc.wait(60)
@@ -67,6 +69,7 @@ def stop_with_ctrl_c(proc: subprocess.Popen[str]) -> None:
     while alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert alive() == [], f"left running after Ctrl-C: {alive()}\n{output}"
+    return output
 
 
 def test_up_prints_the_password_once_and_keeps_data_across_restarts(tmp_path: Path) -> None:
@@ -159,7 +162,11 @@ def test_a_crash_looping_child_is_restarted_and_reported_and_set_password_talks_
         r = httpx.post(f"{base}/api/auth/login", json={"password": "second-password"}, timeout=10)
         assert r.status_code == 200, r.text
     finally:
-        stop_with_ctrl_c(proc)
+        output = stop_with_ctrl_c(proc)
+    # The supervisor logs in the format of every other process: `<time> <LEVEL> <logger>: <message>`.
+    exits = [line for line in output.splitlines() if "worker exited with code -9" in line]
+    assert len(exits) >= 3, output
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING chatbus\.up: ", line) for line in exits), exits
 
 
 class _Foreign(http.server.BaseHTTPRequestHandler):
