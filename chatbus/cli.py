@@ -259,13 +259,19 @@ async def _set_password(settings: Settings, username: str | None, password: str 
 
 
 async def _store_password(dsn: str, username: str, password: str) -> int:
+    import asyncpg
+
     from bus import db
     from chatbus.runtime import migrate_database
     from services.auth.handlers import set_password
     from services.registry import make_store
 
-    await migrate_database(dsn)
-    pool = await db.create_pool(dsn, max_size=2)
+    try:
+        await migrate_database(dsn)
+        pool = await db.create_pool(dsn, max_size=2)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"cannot reach the database: {exc}", file=sys.stderr)
+        return 1
     try:
         reply = await set_password(make_store(pool), username, password)
     finally:

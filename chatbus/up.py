@@ -190,7 +190,7 @@ def run_up(settings: Settings) -> int:
             await _workers_ready(nats_url)
             edge.start()
             children.append(edge)
-            await asyncio.to_thread(_wait_http, settings, edge)
+            await _wait_http(settings, edge)
             _banner(settings, data_dir, generated, bool(nats), bool(pg))
 
         return asyncio.run(_supervise(nats_url, children, ready, lambda: signalled))
@@ -277,22 +277,26 @@ async def _workers_ready(nats_url: str) -> None:
         await nc.close()
 
 
-def _wait_http(settings: Settings, edge: Child, timeout: float = 60.0) -> None:
-    import urllib.error
+def _health(url: str) -> bool:
     import urllib.request
 
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:  # not listening yet, or up with a dependency not ready (HTTPError 503)
+        return False
+
+
+async def _wait_http(settings: Settings, edge: Child, timeout: float = 60.0) -> None:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     host = f"[{host}]" if ":" in host else host
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            # The socket is ours (see listen_socket), so whoever answers here is our edge.
-            with urllib.request.urlopen(f"http://{host}:{settings.port}/health", timeout=2):
-                return
-        except urllib.error.HTTPError:
-            time.sleep(0.2)  # up, but a dependency is not ready yet
-        except OSError:
-            time.sleep(0.2)
+        # The socket is ours (see listen_socket), so whoever answers here is our edge. One probe per
+        # thread call: a Ctrl-C during start-up cancels this within a probe's 2 s.
+        if await asyncio.to_thread(_health, f"http://{host}:{settings.port}/health"):
+            return
+        await asyncio.sleep(0.2)
     code = edge.proc.returncode if edge.proc is not None else None
     raise RuntimeError(f"the edge did not answer on port {settings.port} within {timeout:.0f}s (last exit: {code})")
 
