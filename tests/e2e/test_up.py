@@ -22,44 +22,73 @@ from chatbus.devstack import free_port
 pytestmark = pytest.mark.slow
 
 
-def start_up(data_dir: Path, port: int, password: str | None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBUS_")}
-    env.update(CHATBUS_PORT=str(port), CHATBUS_DATA_DIR=str(data_dir), CHATBUS_LOG_LEVEL="WARNING")
-    if password:
-        env["CHATBUS_ADMIN_PASSWORD"] = password
-    return subprocess.Popen(
-        [sys.executable, "-m", "chatbus", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+class Up:
+    """A `chatbus up` process whose output a thread collects: no read here can block past a deadline."""
+
+    def __init__(self, data_dir: Path, port: int, password: str | None) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBUS_")}
+        env.update(CHATBUS_PORT=str(port), CHATBUS_DATA_DIR=str(data_dir), CHATBUS_LOG_LEVEL="WARNING")
+        if password:
+            env["CHATBUS_ADMIN_PASSWORD"] = password
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chatbus", "up"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.eof = threading.Event()
+        self.pid = self.proc.pid
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+        self.eof.set()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
 
 
-def wait_ready(proc: subprocess.Popen[str], port: int) -> list[str]:
-    """Read the banner, then wait for /health; returns the lines printed so far."""
-    lines: list[str] = []
-    assert proc.stdout is not None
+def start_up(data_dir: Path, port: int, password: str | None) -> Up:
+    return Up(data_dir, port, password)
+
+
+def wait_ready(up: Up, port: int) -> list[str]:
+    """Wait for the banner, then for /health; returns the lines printed so far."""
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            raise AssertionError("chatbus up exited:\n" + "".join(lines))
-        lines.append(line)
-        if "Press Ctrl-C to stop." in line:
-            break
+    while not any("Press Ctrl-C to stop." in line for line in up.lines):
+        if up.poll() is not None and up.eof.wait(5):
+            raise AssertionError("chatbus up exited:\n" + up.output())
+        if time.monotonic() > deadline:
+            raise AssertionError("chatbus up printed no banner:\n" + up.output())
+        time.sleep(0.1)
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return lines
+                return list(up.lines)
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise AssertionError("chatbus up never became healthy:\n" + "".join(lines))
+    raise AssertionError("chatbus up never became healthy:\n" + up.output())
 
 
-def stop_with_ctrl_c(proc: subprocess.Popen[str]) -> str:
-    """Ctrl-C, then check nothing is left running; returns what `up` printed after the banner."""
-    tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-    proc.send_signal(signal.SIGINT)
-    code = proc.wait(60)
-    output = proc.stdout.read() if proc.stdout else ""
+def stop_with_ctrl_c(up: Up) -> str:
+    """Ctrl-C, then check nothing is left running; returns everything `up` printed."""
+    tree = [up.pid] + [c.pid for c in psutil.Process(up.pid).children(recursive=True)]
+    up.proc.send_signal(signal.SIGINT)
+    try:
+        code = up.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        up.proc.kill()
+        raise AssertionError("chatbus up did not stop within 60 s of Ctrl-C:\n" + up.output()) from None
+    up.eof.wait(10)  # the rest of its output (EOF once every process that held the pipe is gone)
+    output = up.output()
     assert code == 0, f"chatbus up exited with {code}:\n{output}"
 
     def alive() -> list[int]:
@@ -98,8 +127,8 @@ def test_up_prints_the_password_once_and_keeps_data_across_restarts(tmp_path: Pa
         stop_with_ctrl_c(proc)
 
 
-def chatbus_child(proc: subprocess.Popen[str], role: str) -> psutil.Process | None:
-    for child in psutil.Process(proc.pid).children():
+def chatbus_child(up: Up, role: str) -> psutil.Process | None:
+    for child in psutil.Process(up.pid).children():
         with contextlib.suppress(psutil.Error):
             cmd = child.cmdline()
             if cmd[1:4] == ["-m", "chatbus", role] and child.status() != psutil.STATUS_ZOMBIE:
@@ -188,11 +217,13 @@ def test_up_does_not_report_ready_for_someone_elses_server_on_its_port(tmp_path:
     try:
         proc = start_up(tmp_path / "data", port, "some-password")
         try:
-            output, _ = proc.communicate(timeout=90)
+            code = proc.proc.wait(90)
         finally:
             if proc.poll() is None:
                 stop_with_ctrl_c(proc)
-        assert proc.returncode != 0
+        proc.eof.wait(10)
+        assert code != 0
+        output = proc.output()
         assert "chatbus is up" not in output and "cannot listen" in output, output
     finally:
         foreign.shutdown()
