@@ -192,6 +192,11 @@ def test_a_crash_looping_child_is_restarted_and_reported_and_set_password_talks_
         assert r.status_code == 200, r.text
     finally:
         output = stop_with_ctrl_c(proc)
+    # No process of `up` logs in another format (Litestar's `INFO - <time> - ...`, uvicorn's `INFO:  ...`),
+    # nor below the level asked for (CHATBUS_LOG_LEVEL=WARNING: the edge's `command ... -> ok` is INFO).
+    foreign = [line for line in output.splitlines() if re.match(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL)(:| - )", line)]
+    assert not foreign, foreign
+    assert " INFO " not in output, output
     # The supervisor logs in the format of every other process: `<time> <LEVEL> <logger>: <message>`.
     exits = [line for line in output.splitlines() if "worker exited with code -9" in line]
     assert len(exits) >= 3, output
