@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -135,6 +136,16 @@ class EmbeddedNats:
         self.proc = None
 
 
+def _pg_bin_path() -> Path:
+    # pgserver's import asks platformdirs for a runtime dir it never uses; without XDG_RUNTIME_DIR that
+    # prints a warning, with a source line, at the top of every `chatbus up`.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
 class EmbeddedPostgres:
     """Postgres over TCP on 127.0.0.1 only, no unix socket, and only with the generated password
     (scram-sha-256): another local user cannot connect as the superuser."""
@@ -150,19 +161,16 @@ class EmbeddedPostgres:
         return f"postgresql://{PG_SUPERUSER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
 
     def _bin(self, name: str) -> str:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        return str(POSTGRES_BIN_PATH / name)
+        return str(_pg_bin_path() / name)
 
     def _run_as(self) -> dict[str, object]:
         if os.name == "posix" and os.geteuid() == 0:
+            bin_path = _pg_bin_path()  # first: imports pgserver without its warning
             from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
             entry = ensure_user_exists(PG_USER)
             assert entry is not None
-            from pgserver._commands import POSTGRES_BIN_PATH
-
-            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            ensure_prefix_permissions(bin_path)
             ensure_prefix_permissions(self.data_dir)
             for path in (self.data_dir, *self.data_dir.rglob("*")):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
