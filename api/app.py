@@ -207,4 +207,5 @@ def create_app(config: EdgeConfig) -> Litestar:
         middleware=[request_context_middleware, rate_limit_middleware],
         request_max_body_size=4 * 1024 * 1024,
         debug=False,
+        logging_config=None,  # keep the process's logging (bus/logs.py): one console format, its level
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import nats.errors
 from nats.aio.client import Client as NATS
 
@@ -9,6 +12,10 @@ from bus import subjects
 from schemas.envelope import CommandEnvelope, CommandReply, command_encoder, reply_decoder
 
 DEFAULT_TIMEOUT = 10.0
+# A command still unanswered after this long makes the client ask whether any worker of its domain
+# is left; if none is (the one handling it died), it fails at once with 503 instead of a timeout.
+LIVENESS_AFTER = 1.0
+LIVENESS_EVERY = 0.5
 
 
 class BusUnavailable(Exception):
@@ -21,8 +28,6 @@ class BusTimeout(Exception):
 
 async def wait_for_workers(nc: NATS, domains: list[str] | tuple[str, ...], *, timeout: float = 60.0) -> None:
     """Until a worker answers for each domain (raises TimeoutError after `timeout`)."""
-    import asyncio
-
     async with asyncio.timeout(timeout):
         for domain in domains:
             while True:
@@ -37,6 +42,43 @@ class CommandClient:
     def __init__(self, nc: NATS, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.nc = nc
         self.timeout = timeout
+        # One liveness ping per domain at a time, shared by every command waiting on that domain.
+        self._probes: dict[str, asyncio.Task[bool]] = {}
+        self._probed_at: dict[str, float] = {}
+
+    async def _served(self, domain: str) -> bool:
+        """Does any worker still serve `domain`? Only "no responders" says no: a slow answer is a busy worker."""
+        loop = asyncio.get_running_loop()
+        probe = self._probes.get(domain)
+        if probe is None or (probe.done() and loop.time() - self._probed_at[domain] >= LIVENESS_EVERY):
+            probe = asyncio.create_task(self._ping(domain))
+            self._probes[domain] = probe
+            self._probed_at[domain] = loop.time()
+        return await asyncio.shield(probe)
+
+    async def _ping(self, domain: str) -> bool:
+        try:
+            await self.nc.request(subjects.command(domain, "_ping"), b"", timeout=LIVENESS_AFTER)
+        except nats.errors.NoRespondersError:
+            return False
+        except Exception:  # timeout, reconnecting: not proof that the workers are gone
+            return True
+        return True
+
+    async def _request(self, domain: str, subject: str, data: bytes, timeout: float) -> bytes:
+        request = asyncio.ensure_future(self.nc.request(subject, data, timeout=timeout))
+        try:
+            while True:
+                done, _ = await asyncio.wait({request}, timeout=LIVENESS_AFTER)
+                if done:
+                    return request.result().data
+                if not await self._served(domain):
+                    raise BusUnavailable(f"the worker serving {domain} went away before answering")
+        finally:
+            if not request.done():
+                request.cancel()
+                with contextlib.suppress(BaseException):
+                    await request
 
     async def send(
         self, domain: str, action: str, envelope: CommandEnvelope, *, timeout: float | None = None
@@ -45,11 +87,11 @@ class CommandClient:
         if not self.nc.is_connected:
             raise BusUnavailable("message bus is not connected")
         try:
-            msg = await self.nc.request(subject, command_encoder.encode(envelope), timeout=timeout or self.timeout)
+            data = await self._request(domain, subject, command_encoder.encode(envelope), timeout or self.timeout)
         except nats.errors.NoRespondersError as exc:
             raise BusUnavailable(f"no worker serves {domain}") from exc
         except nats.errors.TimeoutError as exc:
             raise BusTimeout(f"{subject} timed out") from exc
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
             raise BusUnavailable("message bus is not connected") from exc
-        return reply_decoder.decode(msg.data)
+        return reply_decoder.decode(data)

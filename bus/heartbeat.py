@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,6 +26,17 @@ TTL_SECONDS = 15.0
 INTERVAL_SECONDS = 5.0
 
 
+class ChildStatus(msgspec.Struct, rename="camel"):
+    """One role under `chatbus up`: `running`, or `restarting` while it crash-loops (backing off)."""
+
+    state: str
+    pid: int | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    last_exit_at: str | None = None
+    next_restart_in: float | None = None
+
+
 class Instance(msgspec.Struct, rename="camel"):
     role: str
     instance_id: str
@@ -33,6 +45,8 @@ class Instance(msgspec.Struct, rename="camel"):
     started_at: str
     last_heartbeat: str
     domain: str | None = None
+    # Only on a `supervisor` (`chatbus up`): the state of each child role it keeps running.
+    children: dict[str, ChildStatus] | None = None
 
 
 async def instances_bucket(nc: NATS) -> KeyValue:
@@ -70,6 +84,7 @@ class Heartbeat:
     role: str
     domain: str | None = None
     instance_id: str = ""
+    children: Callable[[], dict[str, ChildStatus]] | None = None
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     _task: asyncio.Task[None] | None = None
 
@@ -89,6 +104,7 @@ class Heartbeat:
             started_at=self.started_at,
             last_heartbeat=datetime.now(UTC).isoformat(),
             domain=self.domain,
+            children=self.children() if self.children is not None else None,
         )
         body = msgspec.json.encode(record)
         kv = await instances_bucket(self.nc)

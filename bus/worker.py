@@ -14,7 +14,14 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from bus import logs, subjects
-from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo, command_decoder, command_encoder
+from schemas.envelope import (
+    CommandEnvelope,
+    CommandReply,
+    ErrorInfo,
+    actor_problem,
+    command_decoder,
+    command_encoder,
+)
 
 log = logging.getLogger("chatbus.worker")
 
@@ -71,13 +78,17 @@ class WorkerRuntime:
             envelope = command_decoder.decode(msg.data)
         except msgspec.DecodeError as exc:
             return CommandReply(ok=False, error=ErrorInfo("INVALID_ARGS", f"bad command envelope: {exc}", 400))
+        # Anyone who can publish on the bus could claim any actor; at least it must be a principal
+        # (the command name is the subject's, not the envelope's `type`, which the sender chooses).
+        problem = actor_problem(envelope.actor, f"{self.domain}.{action}")
+        if problem is not None:
+            log.warning("command %s.%s refused: %s", self.domain, action, problem)
+            return CommandReply(ok=False, error=ErrorInfo("FORBIDDEN", f"refused: {problem}", 403))
         # Lines logged while handling the command carry the id of the HTTP request that sent it.
         token = logs.set_request_id(envelope.request_id)
         try:
-            reply = await handler(envelope)
-            if reply.error is not None:
-                log.info("command %s refused: %s", envelope.type, reply.error.code)
-            return reply
+            # The outcome is logged once, by the edge that sent the command (api/commands.py).
+            return await handler(envelope)
         except asyncpg.DataError as exc:
             # Input Postgres cannot hold (a NUL character, a number out of range): the caller's fault.
             log.info("command %s: data refused by the database (%r)", envelope.type, exc)

@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     listen_flags(up)
     up.add_argument("--data-dir", help="where embedded NATS and Postgres keep data (CHATBUS_DATA_DIR, ./.chatbus)")
 
-    listen_flags(sub.add_parser("edge", help="run one HTTP edge instance"))
+    edge = sub.add_parser("edge", help="run one HTTP edge instance")
+    listen_flags(edge)
+    edge.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # `chatbus up` hands its bound socket over
     worker = sub.add_parser("worker", help="run the command workers")
     worker.add_argument("--domain", action="append", help="serve only this domain (repeatable; default all)")
     sub.add_parser("relay", help="publish committed events to JetStream")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(rotate(settings))
     settings.require_urls()
     if args.command == "edge":
-        return _edge(settings)
+        return _edge(settings, args.fd)
     runners = {
         "worker": lambda: _worker(settings, args.domain),
         "relay": lambda: _relay(settings),
@@ -112,7 +114,9 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-def _edge(settings: Settings) -> int:
+def _edge(settings: Settings, fd: int | None = None) -> int:
+    import socket
+
     import uvicorn
 
     from chatbus.runtime import edge_config, shared_jwt_secret, uvicorn_config
@@ -130,7 +134,8 @@ def _edge(settings: Settings) -> int:
         trusted_proxies=tuple(p.strip() for p in settings.trusted_proxies.split(",") if p.strip()),
         publish_logs=True,
     )
-    uvicorn.Server(uvicorn_config(config, settings.host, settings.port)).run()
+    server = uvicorn.Server(uvicorn_config(config, settings.host, settings.port))
+    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
     return 0
 
 
@@ -251,22 +256,32 @@ async def _set_password(settings: Settings, username: str | None, password: str 
     if len(password) < 8:
         print("the password must have at least 8 characters", file=sys.stderr)
         return 2
-    if not settings.database_url:
-        from chatbus.up import embedded_database
+    if settings.database_url:
+        return await _store_password(settings.database_url, username, password)
+    from chatbus.up import embedded_database, running_stack
 
-        with embedded_database(settings) as dsn:
-            return await _store_password(dsn, username, password)
-    return await _store_password(settings.database_url, username, password)
+    # A `chatbus up` holds the embedded Postgres: talk to it, with the credentials in its data dir.
+    running = running_stack(settings.data_dir)
+    if running is not None:
+        return await _store_password(running["database_url"], username, password)
+    with embedded_database(settings) as dsn:
+        return await _store_password(dsn, username, password)
 
 
 async def _store_password(dsn: str, username: str, password: str) -> int:
+    import asyncpg
+
     from bus import db
     from chatbus.runtime import migrate_database
     from services.auth.handlers import set_password
     from services.registry import make_store
 
-    await migrate_database(dsn)
-    pool = await db.create_pool(dsn, max_size=2)
+    try:
+        await migrate_database(dsn)
+        pool = await db.create_pool(dsn, max_size=2)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"cannot reach the database: {exc}", file=sys.stderr)
+        return 1
     try:
         reply = await set_password(make_store(pool), username, password)
     finally:

@@ -4,15 +4,53 @@ from `pgserver`'s binaries, each a child process with its data under a directory
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 PG_USER = "pgserver"  # postgres refuses to run as root; pgserver's own convention
+NATS_USER = "chatbus"
+PG_SUPERUSER = "postgres"
+
+
+def secret_file(data_dir: Path) -> Path:
+    """Where the generated password of a server whose data lives in `data_dir` is kept: next to it,
+    outside the directory the server itself writes to."""
+    data_dir = Path(data_dir)
+    return data_dir.parent / f"{data_dir.name}.password"
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The password stored at `path` (mode 0600), generated on first use. URL-safe, so it goes into
+    a NATS URL or a DSN as it is."""
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    # O_EXCL + 0600 from the start: never a moment where another user could read it.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.replace(tmp, path)
+    return value
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
 
 
 def free_port() -> int:
@@ -49,16 +87,39 @@ class EmbeddedNats:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.password = ""
 
     @property
     def url(self) -> str:
+        """With the credentials: what clients (and `chatbus up`'s children) connect with."""
+        return f"nats://{NATS_USER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}"
+
+    @property
+    def bare_url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.data_dir)
+        self.password = load_or_create_secret(secret_file(self.data_dir))
+        # The password goes in a 0600 config file, not on the command line (which `ps` shows to all).
+        config = self.data_dir / "auth.conf"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f'authorization {{\n  user: "{NATS_USER}"\n  password: "{self.password}"\n}}\n')
         log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
-            [nats_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir)],
+            [
+                nats_binary(),
+                "-c",
+                str(config),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.data_dir),
+            ],
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -75,56 +136,97 @@ class EmbeddedNats:
         self.proc = None
 
 
+def _pg_bin_path() -> Path:
+    # pgserver's import asks platformdirs for a runtime dir it never uses; without XDG_RUNTIME_DIR that
+    # prints a warning, with a source line, at the top of every `chatbus up`.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
 class EmbeddedPostgres:
+    """Postgres over TCP on 127.0.0.1 only, no unix socket, and only with the generated password
+    (scram-sha-256): another local user cannot connect as the superuser."""
+
     def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.durable = durable
         self.proc: subprocess.Popen[bytes] | None = None
+        self.password = ""
 
     def dsn(self, database: str = "chatbus") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{PG_SUPERUSER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
 
     def _bin(self, name: str) -> str:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        return str(POSTGRES_BIN_PATH / name)
+        return str(_pg_bin_path() / name)
 
     def _run_as(self) -> dict[str, object]:
         if os.name == "posix" and os.geteuid() == 0:
+            bin_path = _pg_bin_path()  # first: imports pgserver without its warning
             from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
             entry = ensure_user_exists(PG_USER)
             assert entry is not None
-            from pgserver._commands import POSTGRES_BIN_PATH
-
-            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            ensure_prefix_permissions(bin_path)
             ensure_prefix_permissions(self.data_dir)
             for path in (self.data_dir, *self.data_dir.rglob("*")):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
             return {"user": entry.pw_uid, "group": entry.pw_gid}
         return {}
 
-    def start(self) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        as_user = self._run_as()
-        if not (self.data_dir / "PG_VERSION").exists():
+    def _initdb(self, as_user: dict[str, object]) -> None:
+        # The superuser's password is set by initdb itself, from a file only its user can read.
+        with tempfile.TemporaryDirectory(prefix="chatbus-initdb-") as tmp:
+            pwfile = Path(tmp) / "pw"
+            pwfile.write_text(self.password + "\n")
+            os.chmod(pwfile, 0o600)
+            if as_user:
+                os.chown(tmp, as_user["user"], as_user["group"])  # type: ignore[arg-type]
+                os.chown(pwfile, as_user["user"], as_user["group"])  # type: ignore[arg-type]
             subprocess.run(
                 [
                     self._bin("initdb"),
                     "-D",
                     str(self.data_dir),
-                    "--auth=trust",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
                     "--encoding=utf8",
                     "-U",
-                    "postgres",
+                    PG_SUPERUSER,
                 ],
                 check=True,
                 capture_output=True,
                 **as_user,  # type: ignore[call-overload]
             )
+
+    def _write_hba(self, method: str, as_user: dict[str, object]) -> None:
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(
+            "# written by chatbus at every start: TCP from this machine only, with the password\n"
+            f"host all all 127.0.0.1/32 {method}\n"
+            f"host all all ::1/128 {method}\n"
+        )
+        os.chmod(hba, 0o600)
+        if as_user:
+            os.chown(hba, as_user["user"], as_user["group"])  # type: ignore[arg-type]
+
+    def start(self) -> str:
+        _private_dir(self.data_dir)
+        secret = secret_file(self.data_dir)
+        had_secret = secret.exists()
+        self.password = load_or_create_secret(secret)
+        as_user = self._run_as()
+        fresh = not (self.data_dir / "PG_VERSION").exists()
+        if fresh:
+            self._initdb(as_user)
         if self._running_pid() is not None:
             raise RuntimeError(f"a postgres server already runs on {self.data_dir}; is another `chatbus up` running?")
+        # A data directory from before passwords (trust) gets its password set once, then scram only.
+        upgrade = not fresh and not had_secret
+        self._write_hba("trust" if upgrade else "scram-sha-256", as_user)
         options = [
             "-c",
             f"port={self.port}",
@@ -132,6 +234,8 @@ class EmbeddedPostgres:
             "listen_addresses=127.0.0.1",
             "-c",
             "unix_socket_directories=",
+            "-c",
+            "password_encryption=scram-sha-256",
             "-c",
             "max_connections=300",
             "-c",
@@ -148,6 +252,10 @@ class EmbeddedPostgres:
             **as_user,  # type: ignore[call-overload]
         )
         _wait_port(self.port, self.proc, "postgres")
+        if upgrade:
+            self._psql("postgres", f"ALTER ROLE {PG_SUPERUSER} PASSWORD '{self.password}'")
+            self._write_hba("scram-sha-256", as_user)
+            self._psql("postgres", "SELECT pg_reload_conf()")  # pg_hba.conf: scram from now on
         self._ensure_database("chatbus")
         return self.dsn()
 
@@ -160,49 +268,39 @@ class EmbeddedPostgres:
         except (OSError, ValueError):
             return None
 
+    def _psql(self, database: str, sql: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # The password by environment (PGPASSWORD), never on the command line.
+        return subprocess.run(
+            [
+                self._bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                PG_SUPERUSER,
+                "-d",
+                database,
+                "-tAc",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=check,
+            env={**os.environ, "PGPASSWORD": self.password},
+        )
+
     def _ensure_database(self, name: str) -> None:
         deadline = time.monotonic() + 30
         while True:
-            out = subprocess.run(
-                [
-                    self._bin("psql"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-tAc",
-                    f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
-                ],
-                capture_output=True,
-                text=True,
-            )
+            out = self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'", check=False)
             if out.returncode == 0:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"postgres did not accept connections: {out.stderr}")
             time.sleep(0.1)
         if out.stdout.strip() != "1":
-            subprocess.run(
-                [
-                    self._bin("psql"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-c",
-                    f'CREATE DATABASE "{name}"',
-                ],
-                check=True,
-                capture_output=True,
-            )
+            self._psql("postgres", f'CREATE DATABASE "{name}"')
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGINT)  # SIGINT = postgres "fast" shutdown

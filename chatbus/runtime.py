@@ -179,6 +179,9 @@ def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: object) -
         port=port,
         lifespan="on",
         log_level="warning",
+        # uvicorn's own logging config would give its loggers their own handlers and format; without
+        # it they propagate to the root handler (bus/logs.py), one format for every process of `up`.
+        log_config=None,
         access_log=False,
         loop="uvloop",
         http="httptools",

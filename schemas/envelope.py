@@ -18,6 +18,27 @@ class Actor(msgspec.Struct, frozen=True):
     scope: str = "admin"
 
 
+ANONYMOUS = Actor("anonymous", "none")
+# The only commands a caller without a principal may send: logging in, in its three forms.
+ANONYMOUS_COMMANDS = frozenset({"auth.login", "auth.consume_link", "group_admin.redeem_code"})
+# Who may act: the admin, a group's admin (`group:<id>`), a chat platform adapter on the bus.
+PRINCIPAL_SCOPES = frozenset({"admin", "platform"})
+
+
+def actor_problem(actor: Actor | None, command: str) -> str | None:
+    """Why `actor` may not send `command` (`<domain>.<action>`, from the subject it came on), or None."""
+    if actor is None:
+        return "a command needs an actor"
+    if not actor.subject.strip():
+        return "the actor has no subject"
+    if actor == ANONYMOUS:
+        return None if command in ANONYMOUS_COMMANDS else f"{command} needs an authenticated actor"
+    scope = actor.scope
+    if scope in PRINCIPAL_SCOPES or (scope.startswith("group:") and scope[len("group:") :].strip()):
+        return None
+    return f"unknown actor scope {scope!r}"
+
+
 class CommandEnvelope(msgspec.Struct, kw_only=True):
     command_id: uuid.UUID
     type: str

@@ -15,6 +15,8 @@ from chatbus.devstack import EmbeddedNats, EmbeddedPostgres
 
 @dataclass
 class Servers:
+    # Both carry the credentials the embedded servers generate (they refuse anonymous clients), so
+    # every fixture and spawned process connects with them by just using these URLs.
     nats_url: str
     pg_admin_dsn: str  # a DSN whose database we can CREATE DATABASE from
     nats: EmbeddedNats | None = None  # set when embedded: fault tests can stop and restart it

@@ -58,17 +58,22 @@ async def system_status(request: Request[Any, Any, Any]) -> Response[bytes]:
     checks = await run_checks(edge)
     checks["jetstream"] = await _timed(jetstream_check())
     try:
-        instances = [msgspec.to_builtins(i) for i in await live_instances(edge.nc)]
+        found = await live_instances(edge.nc)
     except Exception as exc:  # the bus is away: say so rather than fail the whole status
-        instances = []
+        found = []
         checks["jetstream"] = {"ok": False, "error": type(exc).__name__}
+    components = {"nats": checks["nats"], "jetstream": checks["jetstream"], "postgres": checks["postgres"]}
+    supervisor = system_queries.supervisor_component(found)
+    if supervisor is not None:
+        components["supervisor"] = supervisor
+    instances = [{k: v for k, v in msgspec.to_builtins(i).items() if k != "children"} for i in found]
     now = time.time()
     return ok(
         {
             "version": VERSION,
             "startedAt": datetime.fromtimestamp(edge.started_at, UTC).isoformat(),
             "uptime": round(now - edge.started_at, 1),
-            "components": {"nats": checks["nats"], "jetstream": checks["jetstream"], "postgres": checks["postgres"]},
+            "components": components,
             "instances": instances,
         }
     )

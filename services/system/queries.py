@@ -6,6 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import msgspec
+
+from bus.heartbeat import Instance
+
+
+def supervisor_component(instances: list[Instance]) -> dict[str, Any] | None:
+    """What `chatbus up` supervisors report of their children: ok unless a role is crash-looping,
+    with that role named under `failing`. None when no supervisor runs (a compose deployment)."""
+    supervisors = [i for i in instances if i.role == "supervisor" and i.children is not None]
+    if not supervisors:
+        return None
+    children: dict[str, Any] = {}
+    for sup in supervisors:
+        for role, status in (sup.children or {}).items():
+            key = role if len(supervisors) == 1 else f"{sup.instance_id}/{role}"
+            children[key] = msgspec.to_builtins(status)
+    failing = sorted(role for role, status in children.items() if status["state"] != "running")
+    return {"ok": not failing, "failing": failing, "children": children}
 
 
 async def stats(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Any]:

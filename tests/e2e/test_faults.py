@@ -76,6 +76,41 @@ async def test_worker_killed_mid_command_loses_no_acknowledged_write(edge_only: 
         await nc.close()
 
 
+async def test_a_command_whose_worker_dies_in_flight_is_503_not_a_timeout(nats_url: str, database: str) -> None:
+    """The worker holding the command is killed: the edge learns from NATS that no worker of the domain
+    is left and answers 503 at once, instead of a 504 when its (long) command timeout runs out."""
+    s = Stack(nats_url, database)
+    await s.start(workers=0, relay=False, edges=0)
+    await s.add_edge(command_timeout=60.0)
+    nc = await nats_conn.connect(s.nats_url, name="test")
+    worker = spawn(["worker", "--domain", "presets", "--domain", "auth"], s.nats_url, s.dsn)
+    blocker = await asyncpg.connect(s.dsn)
+    try:
+        await wait_for_responders(nc, subjects.command("presets", "create"))
+        c = s.client(token=await s.login())
+        # Hold the command inside the worker: its insert waits on our lock until the worker dies.
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        request = asyncio.create_task(c.post("/api/presets", json={"id": "in-flight", "name": "x"}))
+        async with asyncio.timeout(30):
+            while not await blocker.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted"
+            ):
+                await asyncio.sleep(0.05)
+        kill(worker)
+        async with asyncio.timeout(30):  # well under the edge's 60 s command timeout
+            r = await request
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "UNAVAILABLE"
+        await tx.rollback()
+    finally:
+        kill(worker)
+        await blocker.close()
+        await nc.close()
+        await s.stop()
+
+
 async def _pool(dsn: str) -> asyncpg.Pool:
     from bus import db
 

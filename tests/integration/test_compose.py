@@ -115,8 +115,9 @@ def test_chatbus_services_are_wired_to_nats_and_postgres_by_environment(compose:
             assert env.get(var), f"service {name!r} does not set {var}"
         urls = [u.strip() for u in env["CHATBUS_NATS_URL"].split(",") if u.strip()]
         assert len(urls) == 3, f"service {name!r}: CHATBUS_NATS_URL should list three nodes, got {urls}"
-        assert {u.removeprefix("nats://").split(":")[0] for u in urls} == nats_nodes
-        assert env["CHATBUS_DATABASE_URL"].startswith("postgresql://")
+        assert {u.removeprefix("nats://").rpartition("@")[2].split(":")[0] for u in urls} == nats_nodes
+        assert all(u.startswith("nats://chatbus:${NATS_PASSWORD}@") for u in urls), f"{name!r}: {urls}"
+        assert env["CHATBUS_DATABASE_URL"].startswith("postgresql://postgres:${POSTGRES_PASSWORD}@")
         assert "@postgres:5432/" in env["CHATBUS_DATABASE_URL"]
         assert env.get("CHATBUS_JETSTREAM_REPLICAS") == "3", f"service {name!r}: streams must be replicated"
         assert env.get("CHATBUS_JWT_SECRET"), f"service {name!r} does not set CHATBUS_JWT_SECRET"
@@ -131,6 +132,17 @@ def test_nats_nodes_form_one_jetstream_cluster(compose: Compose) -> None:
         assert cmd[cmd.index("--server_name") + 1] == name
         assert cmd[cmd.index("-sd") + 1] == "/data"
         assert any(str(v).split(":")[0] in compose.get("volumes", {}) for v in svc.get("volumes", [])), name
+
+
+def test_neither_the_bus_nor_the_database_is_open(compose: Compose) -> None:
+    """NATS nodes want a user and password, Postgres a scram password; no default password."""
+    for name in ("nats-1", "nats-2", "nats-3"):
+        cmd = compose["services"][name]["command"]
+        assert cmd[cmd.index("--user") + 1] == "chatbus", name
+        assert cmd[cmd.index("--pass") + 1].startswith("${NATS_PASSWORD:?"), name
+    env = environment(compose["services"]["postgres"])
+    assert env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert env["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
 
 
 def test_edges_listen_on_all_interfaces_and_are_published(compose: Compose) -> None:
