@@ -20,7 +20,7 @@ async def record(stack: Stack, channel_id: str, *, ok: bool, retry_after: float 
         envelope = CommandEnvelope(
             command_id=uuid.uuid4(),
             type="channels.record_health",
-            actor=Actor("chat", "service"),
+            actor=Actor("chat", "platform"),
             payload={"id": channel_id, "ok": ok, "error": None if ok else "boom", "retry_after": retry_after},
         )
         msg = await nc.request(
