@@ -35,7 +35,7 @@ _PYTHON_RUNNERS = frozenset(
         "pdb", "cProfile", "profile", "trace", "timeit", "code", "runpy", "pip", "ensurepip", "venv",
         "idlelib", "idlelib.idle", "zipapp", "compileall", "py_compile", "doctest", "unittest", "pytest",
         "IPython", "asyncio", "sqlite3", "site", "pydoc", "http.server", "webbrowser", "tkinter",
-        "turtledemo", "uv", "pipx", "tests", "setuptools", "distutils", "json.tool", "tarfile", "zipfile",
+        "turtledemo", "uv", "pipx", "setuptools", "distutils", "json.tool", "tarfile", "zipfile",
         "shutil", "ast", "dis", "tokenize", "tabnanny", "pickle", "pickletools", "encodings.rot_13",
     }
 )  # fmt: skip
