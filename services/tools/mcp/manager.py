@@ -57,7 +57,7 @@ class McpManager:
         on_change: Callable[[McpServerState], None] | None = None,
         data_directory: str | None = None,
         environ: Mapping[str, str] | None = None,
-        ping_interval: float = 15.0,
+        ping_interval: float = 10.0,
         connect_timeout: float = 30.0,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,

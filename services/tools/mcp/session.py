@@ -83,7 +83,7 @@ class McpConnection:
         *,
         on_change: Callable[[McpConnection], None],
         refusal: Callable[[McpServerConfig], str | None],
-        ping_interval: float = 15.0,
+        ping_interval: float = 10.0,
         connect_timeout: float = 30.0,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
@@ -161,12 +161,15 @@ class McpConnection:
                 return done(f"MCP server {self.config.name} closed the connection", True)
             if "timed out" in exc.message:
                 return done(f"MCP tool {tool} timed out after {timeout:g}s", True)
+            # A streamable HTTP transport reports a dead server only as a failed request: have the
+            # owner ping now rather than at the next interval.
+            self._probe_now()
             return done(f"MCP error: {short_error(exc)}", True)
         except TimeoutError:
-            self._probe = True
-            self._poke()
+            self._probe_now()
             return done(f"MCP tool {tool} timed out after {timeout:g}s", True)
         except Exception as exc:  # a transport or validation failure: the model gets text, never a trace
+            self._probe_now()
             return done(f"MCP call failed: {short_error(exc)}", True)
         return done(render_result(result), bool(result.is_error))
 
@@ -174,6 +177,10 @@ class McpConnection:
 
     def _poke(self) -> None:
         self._wake.set()
+
+    def _probe_now(self) -> None:
+        self._probe = True
+        self._poke()
 
     def _mark_dead(self) -> None:
         self._dead = True
