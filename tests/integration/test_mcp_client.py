@@ -3,6 +3,7 @@ HTTP (tests/fakes/mcp_server.py) and `mcp-server-time` from PyPI over stdio. No 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -103,6 +104,15 @@ async def test_connect_list_and_call_over_each_transport(
     assert unknown.is_error and "unknown MCP tool" in unknown.text
 
 
+@pytest.mark.parametrize("kind", ["stdio", "http"])
+async def test_concurrent_calls_from_many_tasks(kind: str, manager: McpManager, servers: list[HttpServer]) -> None:
+    config = stdio_config("srv") if kind == "stdio" else (await http_server(servers, kind, "srv")).config()
+    await manager.apply([config])
+    await wait_until(lambda: connected(manager, "srv"), what="connected")
+    results = await asyncio.gather(*(manager.call("srv__echo", {"text": f"n{i}"}) for i in range(40)))
+    assert [r.text for r in results] == [f"n{i}" for i in range(40)]
+
+
 async def test_mcp_server_time_from_pypi_over_stdio(manager: McpManager) -> None:
     config = normalize_server(
         {"name": "time", "command": "python", "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}
@@ -141,6 +151,8 @@ async def test_stdio_server_killed_is_restarted(manager: McpManager, recorder: R
     assert seen.index("error") < seen.index("connecting") < seen.index("connected")
     assert [c.pid for c in stdio_children()] != [first_pid]
     assert (await manager.call("srv__echo", {"text": "again"})).text == "again"
+    await manager.close()
+    await wait_until(lambda: stdio_children() == [], what="no server process left")
 
 
 @pytest.mark.parametrize("kind", ["http", "sse"])
@@ -229,7 +241,7 @@ async def test_allow_list_file_in_the_data_directory(tmp_path: Path) -> None:
     assert m.check(normalize_server({"name": "x", "url": "http://127.0.0.1:1/mcp"})) is None
 
 
-async def test_apply_is_idempotent_and_follows_config_changes(manager: McpManager) -> None:
+async def test_apply_is_idempotent_and_follows_config_changes(manager: McpManager, recorder: Recorder) -> None:
     await manager.apply([stdio_config("srv")])
     await wait_until(lambda: connected(manager, "srv"), what="connected")
     [child] = stdio_children()
@@ -245,6 +257,7 @@ async def test_apply_is_idempotent_and_follows_config_changes(manager: McpManage
     await manager.apply([stdio_config("srv", enabled=False)])
     state = manager.state("srv")
     assert state is not None and state.status == "disconnected"
+    assert recorder.seen("srv")[-1] == "disconnected"  # the listener hears it too
     assert manager.tools() == []
     await wait_until(lambda: stdio_children() == [], what="the process to end")
     disabled = await manager.call("srv__echo", {"text": "x"})

@@ -159,6 +159,8 @@ class McpManager:
         conn = self._conns.pop(name, None)
         if conn is not None:
             await conn.stop()
+            if self._on_change is not None:
+                self._on_change(conn.state)  # `disconnected`, for the status publisher
 
     def _changed(self, conn: McpConnection) -> None:
         if self._conns.get(conn.config.name) is not conn:

@@ -237,25 +237,29 @@ class McpConnection:
                 self._wake = anyio.Event()
                 await self._wake.wait()
 
-    def _transport(self) -> Any:
+    async def _open_transport(self, stack: AsyncExitStack) -> tuple[Any, Any]:
         c = self.config
         if c.type == "stdio":
             assert c.command is not None
             command = sys.executable if c.command in ("python", "python3") else c.command
             params = StdioServerParameters(command=command, args=list(c.args), env=dict(c.env) or None, cwd=c.cwd)
-            return stdio_client(params, errlog=self._errlog or sys.stderr)
+            return await stack.enter_async_context(stdio_client(params, errlog=self._errlog or sys.stderr))
         assert c.url is not None
         if c.type == "sse":
-            return sse_client(c.url, headers=dict(c.headers) or None, timeout=self._connect_timeout)
-        http = create_mcp_http_client(headers=dict(c.headers) or None)
-        return streamable_http_client(c.url, http_client=http)
+            return await stack.enter_async_context(
+                sse_client(c.url, headers=dict(c.headers) or None, timeout=self._connect_timeout)
+            )
+        # The transport leaves a client it was given open: this stack closes it with the session.
+        http = await stack.enter_async_context(create_mcp_http_client(headers=dict(c.headers) or None))
+        read, write = await stack.enter_async_context(streamable_http_client(c.url, http_client=http))
+        return read, write
 
     async def _session_once(self) -> bool:
         """Connect, list, watch; returns (True) when a connected session ends, raises if connecting failed."""
         self._dead = self._refresh = self._probe = self._retry_now = False
         connected = False
         async with AsyncExitStack() as stack:
-            read, write = await stack.enter_async_context(self._transport())
+            read, write = await self._open_transport(stack)
             # The session's read side goes through a forwarder that sees the transport's end of stream
             # (a stdio server that exited, an HTTP stream cut) and wakes the owner at once.
             tg = await stack.enter_async_context(anyio.create_task_group())
