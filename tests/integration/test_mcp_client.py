@@ -291,3 +291,16 @@ async def test_no_auto_reconnect_waits_for_a_reconnect(manager: McpManager, serv
     assert state is not None and state.status == "error"  # no retry on its own
     assert await manager.reconnect("srv")
     await wait_until(lambda: connected(manager, "srv"), what="reconnected by hand")
+
+
+async def test_reconnect_while_connected_is_no_failure(manager: McpManager, recorder: Recorder) -> None:
+    await manager.apply([stdio_config("srv")])
+    await wait_until(lambda: connected(manager, "srv"), what="connected")
+    [child] = stdio_children()
+    recorder.states.clear()
+    assert await manager.reconnect("srv")
+    await wait_until(lambda: "connected" in recorder.seen("srv"), what="connected again")
+    assert "error" not in recorder.seen("srv")
+    assert recorder.seen("srv")[0] == "connecting"
+    assert [c.pid for c in stdio_children()] != [child.pid]
+    assert (await manager.call("srv__echo", {"text": "fresh"})).text == "fresh"

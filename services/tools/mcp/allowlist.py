@@ -95,6 +95,11 @@ def load_allow_list(environ: Mapping[str, str] | None = None, directory: str | N
     return AllowList(parse_prefixes(lines))
 
 
+def is_python(command: str) -> bool:
+    """A bare python executable name (`python`, `python3`, `python3.12`), not a path."""
+    return bool(_PYTHON.match(command))
+
+
 def _word_matches(allowed: str, word: str, first: bool) -> bool:
     if first and allowed == "python":
         return bool(_PYTHON.match(word))

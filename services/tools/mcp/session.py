@@ -30,11 +30,13 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from schemas.mcp import McpCallResult, McpServerConfig, McpServerState
+from services.tools.mcp.allowlist import is_python
 
 log = logging.getLogger("chatbus.mcp")
 
 MAX_RESULT_CHARS = 100_000
 MAX_PAGES = 50
+MAX_TOOLS = 1000  # per server: a model cannot use more, and a hostile server cannot flood the registry
 _LIST_CHANGED = (
     types.ToolListChangedNotification,
     types.ResourceListChangedNotification,
@@ -207,7 +209,7 @@ class McpConnection:
                 if refused:
                     self._set(status="error", error=refused)
                     return
-                self._set(status="connecting", error=None)
+                self._set(status="connecting", error=None, connected_at=None, counts=True)
                 connected = False
                 try:
                     connected = await self._session_once()
@@ -217,6 +219,8 @@ class McpConnection:
                 attempt = 1 if connected else attempt + 1
                 self._session = None
                 self.tools, self.resources, self.prompts = [], [], []
+                if self._retry_now and connected:  # a reconnect asked for by hand is no failure
+                    continue
                 self._set(status="error", error=error, connected_at=None, counts=True)
                 if self._retry_now:
                     continue
@@ -241,7 +245,8 @@ class McpConnection:
         c = self.config
         if c.type == "stdio":
             assert c.command is not None
-            command = sys.executable if c.command in ("python", "python3") else c.command
+            # `python` means chatbus's own interpreter (the allow-list's word for any python name).
+            command = sys.executable if is_python(c.command) else c.command
             params = StdioServerParameters(command=command, args=list(c.args), env=dict(c.env) or None, cwd=c.cwd)
             return await stack.enter_async_context(stdio_client(params, errlog=self._errlog or sys.stderr))
         assert c.url is not None
@@ -332,9 +337,9 @@ class McpConnection:
             page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
             tools.extend(page.tools)
             cursor = page.next_cursor
-            if not cursor:
+            if not cursor or len(tools) >= MAX_TOOLS:
                 break
-        self.tools = tools
+        self.tools = tools[:MAX_TOOLS]
         self.resources = await self._optional(session.list_resources, "resources") if caps and caps.resources else []
         self.prompts = await self._optional(session.list_prompts, "prompts") if caps and caps.prompts else []
 
