@@ -263,6 +263,10 @@ async def test_apply_is_idempotent_and_follows_config_changes(manager: McpManage
     disabled = await manager.call("srv__echo", {"text": "x"})
     assert disabled.is_error
 
+    await manager.put(stdio_config("srv"))
+    await wait_until(lambda: connected(manager, "srv"), what="enabled again")
+    await manager.remove("srv")
+    assert manager.status() == []
     await manager.apply([])
     assert manager.status() == []
 

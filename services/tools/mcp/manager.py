@@ -3,6 +3,7 @@ tool view names MCP tools `<server>__<tool>`, and `call` runs one with the serve
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -78,6 +79,9 @@ class McpManager:
         self._held: set[str] = set()  # disconnected by hand: not started again until connect()
         self._index: dict[str, tuple[str, str]] = {}
         self._names: dict[tuple[str, str], str] = {}
+        # apply/connect/disconnect/close each await owners stopping: one at a time, or two could
+        # interleave and leave an owner running for a server the other just removed.
+        self._lock = asyncio.Lock()
 
     # ---- the stdio allow-list ----------------------------------------------------------------
 
@@ -102,7 +106,19 @@ class McpManager:
     async def apply(self, configs: Iterable[McpServerConfig]) -> None:
         """Make the running owners match the desired configs (idempotent): stop removed, disabled or
         changed ones, start new or changed enabled ones."""
-        desired = {c.name: c for c in configs}
+        async with self._lock:
+            await self._apply({c.name: c for c in configs})
+
+    async def put(self, config: McpServerConfig) -> None:
+        """Add or replace one server (a no-op when unchanged)."""
+        async with self._lock:
+            await self._apply({**self._configs, config.name: config})
+
+    async def remove(self, name: str) -> None:
+        async with self._lock:
+            await self._apply({n: c for n, c in self._configs.items() if n != name})
+
+    async def _apply(self, desired: dict[str, McpServerConfig]) -> None:
         for name in list(self._configs):
             if name not in desired:
                 await self._stop(name)
@@ -123,30 +139,32 @@ class McpManager:
 
     async def connect(self, name: str) -> bool:
         """Start a server (even one disconnected by hand); False when it is not configured."""
-        config = self._configs.get(name)
-        if config is None:
-            return False
-        self._held.discard(name)
-        conn = self._conns.get(name)
-        if conn is not None and conn.running:
-            conn.reconnect_now()
-        else:
-            self._start(name)
-        return True
+        async with self._lock:
+            if name not in self._configs:
+                return False
+            self._held.discard(name)
+            conn = self._conns.get(name)
+            if conn is not None and conn.running:
+                conn.reconnect_now()
+            else:
+                self._start(name)
+            return True
 
     reconnect = connect
 
     async def disconnect(self, name: str) -> bool:
         """Stop a server until `connect(name)` or a changed config; False when it is not configured."""
-        if name not in self._configs:
-            return False
-        self._held.add(name)
-        await self._stop(name)
-        return True
+        async with self._lock:
+            if name not in self._configs:
+                return False
+            self._held.add(name)
+            await self._stop(name)
+            return True
 
     async def close(self) -> None:
-        for name in list(self._conns):
-            await self._stop(name)
+        async with self._lock:
+            for name in list(self._conns):
+                await self._stop(name)
 
     def _start(self, name: str) -> None:
         conn = self._conns.get(name)
