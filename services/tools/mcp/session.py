@@ -211,12 +211,16 @@ class McpConnection:
                     return
                 self._set(status="connecting", error=None, connected_at=None, counts=True)
                 connected = False
+                started = time.monotonic()
                 try:
                     connected = await self._session_once()
                     error = "connection closed"
                 except Exception as exc:
                     error = short_error(exc)
-                attempt = 1 if connected else attempt + 1
+                # The backoff starts over only after a session that lasted: a server that dies right
+                # after each handshake is retried ever more slowly, not several times a second.
+                lasted = connected and time.monotonic() - started > self._backoff_max
+                attempt = 1 if lasted else attempt + 1
                 self._session = None
                 self.tools, self.resources, self.prompts = [], [], []
                 if self._retry_now and connected:  # a reconnect asked for by hand is no failure
@@ -231,7 +235,7 @@ class McpConnection:
                 await self._wait_for_retry(self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: many workers reconnecting to one server do not stampede it.
+        # Jittered (half to full delay): many workers reconnecting to one server do not stampede it.
         ceiling = min(self._backoff_max, self._backoff_base * 2 ** max(0, attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
