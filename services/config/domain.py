@@ -100,9 +100,9 @@ def decide_update(state: ConfigState, patch: dict[str, Any], expected: int | Non
         raise DomainError(
             "INVALID_CONFIG",
             f"invalid config at '{STDIO_ALLOW_PATH}': it is not set through the config API; set"
-            " CHATBUS_MCP_STDIO_ALLOW or the file `mcp-stdio-allow` in the data directory",
+            " CHATBUS_MCP_STDIO_ALLOW or the file `mcp-stdio-allow.txt` in the data directory",
             details=[
-                {"path": STDIO_ALLOW_PATH, "reason": "set by CHATBUS_MCP_STDIO_ALLOW or <data dir>/mcp-stdio-allow"}
+                {"path": STDIO_ALLOW_PATH, "reason": "set by CHATBUS_MCP_STDIO_ALLOW or <data dir>/mcp-stdio-allow.txt"}
             ],
         )
     return [ConfigChanged(document=document, paths=paths)] if paths else []

@@ -20,8 +20,8 @@ import websockets
 
 from bus import crypto
 from bus.projections import check
-from services.config.stdio_allow import allows, stdio_allow_list
 from services.registry import PROJECTIONS
+from services.tools.mcp.allowlist import load_allow_list
 from tests.e2e.test_presets import envelope_error
 from tests.e2e.test_streams import recv_json, sse_events, ws_url
 from tests.fakes.llm import FakeProvider, reply
@@ -195,15 +195,11 @@ async def test_the_stdio_allow_list_is_not_a_config_setting(
     assert r.status_code == 200, r.text
     assert r.json()["data"]["config"]["mcp"] == {"stdioAllowedCommands": []}
 
-    # The effective list comes from the host: the environment, else the data dir's file.
+    # The effective list comes from the host only (tests/unit/test_mcp_allowlist.py covers its rules).
     monkeypatch.delenv("CHATBUS_MCP_STDIO_ALLOW", raising=False)
-    assert stdio_allow_list(tmp_path) == ()
-    (tmp_path / "mcp-stdio-allow").write_text("# allowed\nuvx\nnpx -y\n")
-    allow = stdio_allow_list(tmp_path)
-    assert allow == (("uvx",), ("npx", "-y"))
-    assert allows(["npx", "-y", "pkg"], allow) and not allows(["npx", "pkg"], allow) and not allows(["bash"], allow)
-    monkeypatch.setenv("CHATBUS_MCP_STDIO_ALLOW", "python -m, uvx")
-    assert stdio_allow_list(tmp_path) == (("python", "-m"), ("uvx",))
+    assert load_allow_list(directory=str(tmp_path)).prefixes == ()
+    (tmp_path / "mcp-stdio-allow.txt").write_text("# allowed\nuvx mcp-server-git\n")
+    assert load_allow_list(directory=str(tmp_path)).prefixes == (("uvx", "mcp-server-git"),)
 
 
 async def test_rotate_reencrypts_by_appending_events(stack: Stack, database: str, tmp_path: Path) -> None:
