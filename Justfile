@@ -14,4 +14,4 @@ bench:
 
 # ruff (lint + format check) and mypy on the project's own code.
 lint:
-    . .venv/bin/activate && pip install -q -e '.[test,dev]' && ruff check . && ruff format --check . && mypy
+    . .venv/bin/activate && pip install -q -e '.[test,dev]' && ruff check . && ruff format --check . && mypy && lint-imports

@@ -29,7 +29,8 @@ from api.envelope import (
 from api.hub import EventHub
 from api.logging_context import request_context_middleware
 from api.loghub import LogHub
-from api.ratelimit import RateLimiter, rate_limit_middleware
+from api.middleware import rate_limit_middleware
+from api.ratelimit import RateLimiter
 from api.revocations import RevocationList
 from api.routes.audit import AuditController
 from api.routes.auth import AuthController, PublicAuthController

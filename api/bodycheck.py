@@ -110,3 +110,20 @@ async def check_request_body(request: Request[Any, Any, Any]) -> None:
             ) from exc
         except msgspec.DecodeError as exc:
             raise ApiError("VALIDATION_ERROR", f"the body is not valid JSON: {exc}") from exc
+
+
+async def json_object_body(request: Request[Any, Any, Any], *, max_bytes: int) -> dict[str, Any]:
+    """A free-form JSON object body (config documents): size, syntax and shape checked, errors enveloped."""
+    media = media_type_of(request)
+    if media and not is_json(media):
+        raise ApiError("UNSUPPORTED_MEDIA_TYPE", f"this route takes application/json, not {media}", status=415)
+    raw = await request.body()
+    if len(raw) > max_bytes:
+        raise ApiError("PAYLOAD_TOO_LARGE", f"body larger than {max_bytes} bytes", status=413)
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ApiError("PARSE_ERROR", f"body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError("VALIDATION_ERROR", "the body must be a JSON object")
+    return body

@@ -119,3 +119,14 @@ async def send(
             raise ApiError("INTERNAL_ERROR", "command failed", status=500)
         raise ApiError(err.code, err.message, status=err.status, details=err.details)
     return reply
+
+
+def expected_version(request: Request[Any, Any, Any], body: dict[str, Any]) -> int | None:
+    """`If-Match`, else a body's `expectedVersion` (removed from the body)."""
+    header = if_match(request)
+    given = body.pop("expectedVersion", None)
+    if header is not None:
+        return header
+    if given is not None and (not isinstance(given, int) or isinstance(given, bool) or given < 0):
+        raise ApiError("VALIDATION_ERROR", "expectedVersion must be a non-negative integer")
+    return given

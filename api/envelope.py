@@ -170,35 +170,3 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return error_response(
         "INTERNAL_ERROR", f"internal error (request id {rid})", HTTP_500_INTERNAL_SERVER_ERROR, requestId=rid
     )
-
-
-async def json_object_body(request: Request[Any, Any, Any], *, max_bytes: int) -> dict[str, Any]:
-    """A free-form JSON object body (config documents): size, syntax and shape checked, errors enveloped."""
-    from api.bodycheck import is_json, media_type_of
-
-    media = media_type_of(request)
-    if media and not is_json(media):
-        raise ApiError("UNSUPPORTED_MEDIA_TYPE", f"this route takes application/json, not {media}", status=415)
-    raw = await request.body()
-    if len(raw) > max_bytes:
-        raise ApiError("PAYLOAD_TOO_LARGE", f"body larger than {max_bytes} bytes", status=413)
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise ApiError("PARSE_ERROR", f"body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ApiError("VALIDATION_ERROR", "the body must be a JSON object")
-    return body
-
-
-def expected_version(request: Request[Any, Any, Any], body: dict[str, Any]) -> int | None:
-    """`If-Match`, else a body's `expectedVersion` (removed from the body)."""
-    from api.commands import if_match
-
-    header = if_match(request)
-    given = body.pop("expectedVersion", None)
-    if header is not None:
-        return header
-    if given is not None and (not isinstance(given, int) or isinstance(given, bool) or given < 0):
-        raise ApiError("VALIDATION_ERROR", "expectedVersion must be a non-negative integer")
-    return given

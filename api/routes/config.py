@@ -9,7 +9,8 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, put
 
 from api import commands
-from api.envelope import ApiError, json_object_body, ok
+from api.bodycheck import json_object_body
+from api.envelope import ApiError, ok
 from api.pagination import PageNumber, PageSize, page
 from api.state import edge_of
 from schemas.config import SECTIONS, PathValueBody, RollbackBody

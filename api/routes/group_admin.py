@@ -8,7 +8,9 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 
 from api import commands
-from api.envelope import ApiError, expected_version, json_object_body, ok
+from api.bodycheck import json_object_body
+from api.commands import expected_version
+from api.envelope import ApiError, ok
 from api.pagination import PageNumber, PageSize, page
 from api.routes.auth import iso_time, issue_session, session_cookie
 from api.security import Principal, principal_of, require_auth
