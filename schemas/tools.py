@@ -70,6 +70,15 @@ class TestBody(msgspec.Struct, rename="camel", kw_only=True):
     args: dict[str, Any] | None = None
 
 
+class SkillExecuteBody(msgspec.Struct, rename="camel", kw_only=True):
+    """`POST /api/skills/execute {toolName, args, presetId?}`; `arguments` accepted too."""
+
+    tool_name: ToolName
+    args: dict[str, Any] | None = None
+    arguments: dict[str, Any] | None = None
+    preset_id: Annotated[str, Meta(max_length=200)] | None = None
+
+
 # ---- commands (cmd.tools.*) ----
 
 
