@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from schemas.mcp import McpServerAdded, McpServerRemoved, McpServerUpdated
+
 ToolName = Annotated[str, Meta(min_length=1, max_length=200)]
 CategoryKey = Annotated[str, Meta(min_length=1, max_length=100)]
 ToolSourceKind = Literal["builtin", "mcp", "plugin"]
@@ -161,4 +163,12 @@ class ToolCalled(msgspec.Struct, kw_only=True):
     conversation_id: str | None = None
 
 
-ToolsEvent = ToolToggled | ToolCategoryToggled | ToolDangerousSet | ToolCalled
+ToolsEvent = (
+    ToolToggled
+    | ToolCategoryToggled
+    | ToolDangerousSet
+    | ToolCalled
+    | McpServerAdded
+    | McpServerUpdated
+    | McpServerRemoved
+)
