@@ -192,6 +192,27 @@ def handlers(check: Check) -> dict[str, Handler]:
     return {"mcp_add": add, "mcp_update": update, "mcp_remove": remove, "mcp_import": import_}
 
 
+def stale_secrets(sealed: Mapping[str, Any]) -> bool:
+    """Any secret not sealed under the current key (an older key, or plaintext from before)."""
+    ring = crypto.active()
+    values = [*(sealed.get("env") or {}).values(), *(sealed.get("headers") or {}).values()]
+    if has_url_password(sealed.get("url")) or is_sealed(sealed.get("url")):
+        values.append(sealed["url"])
+    return any(not ring.is_current(v) for v in values)
+
+
+async def reseal(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    """`chatbus secrets rotate`: the server's secrets sealed again under the current key (one event)."""
+    name = payload_of(envelope, McpServerRef).name
+    state = await load(conn, name)
+    if state.config is None or not stale_secrets(state.config):
+        return Decision([], {"name": name, "resealed": False}, version=state.version)
+    event = McpServerUpdated(name=name, config=seal_config(open_config(state.config)))
+    return Decision(
+        [StreamAppend(stream(name), state.version, [event_from_struct(event)])], {"name": name, "resealed": True}
+    )
+
+
 # ---- the read table ----------------------------------------------------------------------------
 
 
