@@ -33,7 +33,7 @@ const ZH = {
   'Tool calls': '工具调用', 'Settings are stored in the config (settings section).': '设置保存在配置的 settings 段中。',
   'Signed in as': '当前用户', 'Preset': '预设', 'Channel': '渠道', 'none': '无', 'Error': '错误', 'Value (JSON)': '值 (JSON)',
   'Overwrite existing': '覆盖已存在的', 'Connected': '已连接', 'Disconnected': '未连接', 'Read-only for group admins': '群管理员只读',
-  'Skip to content': '跳到正文', 'Platform': '平台', 'Temperature': '温度', 'Max tokens': '最大 Tokens', 'Category toggles': '分类开关',
+  'Skip to content': '跳到正文', 'Platform': '平台', 'Clear list': '清空列表', 'Temperature': '温度', 'Max tokens': '最大 Tokens', 'Category toggles': '分类开关',
 };
 
 const TABLES = { en: {}, 'zh-CN': ZH };
