@@ -12,7 +12,7 @@ const enc = encodeURIComponent;
 function GroupConfig({ id }) {
   const cfg = useAsync(() => get(`/api/group-admin/${enc(id)}/config`), [id]);
   const c = cfg.data;
-  return html`<${ErrorBox} error=${cfg.error} />${c ? html`<${GroupForm} key=${`${id}-${c.version}`} id=${id} c=${c} reload=${cfg.reload} />` : null}`;
+  return html`<${ErrorBox} error=${cfg.error} />${c ? html`<${GroupForm} key=${id} id=${id} c=${c} reload=${cfg.reload} />` : null}`;
 }
 
 function GroupForm({ id, c, reload }) {

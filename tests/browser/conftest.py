@@ -1,0 +1,48 @@
+"""Browser tests: Debian's Chromium driven by Playwright (never `playwright install`: no download).
+
+Without Chromium (/usr/bin/chromium, or the path in CHATBUS_CHROMIUM) or the playwright package these
+tests report themselves skipped with that reason; every other test still runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("CHATBUS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(os.environ.get("CHATBUS_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "screenshots"))
+WAIT_MS = 15_000  # the bound on every wait in these tests: generous for a 2-core CI machine
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHATBUS_CHROMIUM)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    """A screenshot of what the page shows now, for docs/panel.md."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
