@@ -26,9 +26,18 @@ SCREENSHOTS = Path(os.environ.get("CHATBUS_SCREENSHOTS", Path(__file__).resolve(
 WAIT_MS = 15_000  # the bound on every wait in these tests: generous for a 2-core CI machine
 
 
+def _have_chromium() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+def _screenshot_path(name: str) -> str:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return str(SCREENSHOTS / f"{name}.png")
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
+    if not _have_chromium():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHATBUS_CHROMIUM)")
     try:
         from playwright.async_api import async_playwright
@@ -44,5 +53,4 @@ async def browser() -> AsyncIterator[Any]:
 
 async def shot(page: Any, name: str) -> None:
     """A screenshot of what the page shows now, for docs/panel.md."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    await page.screenshot(path=_screenshot_path(name))

@@ -48,7 +48,7 @@ async def go(page: Any, route: str) -> None:
     await expect(page.locator(f'#sidebar a[href="#/{route}"]')).to_have_attribute("aria-current", "page")
 
 
-async def test_admin_journey(stack: Stack, browser: Any) -> None:
+async def test_admin_journey(browser: Any, stack: Stack) -> None:
     from playwright.async_api import expect
 
     base = stack.edges[0].url
@@ -174,7 +174,7 @@ async def test_admin_journey(stack: Stack, browser: Any) -> None:
     assert errors == []
 
 
-async def test_phone_layout_and_menu(stack: Stack, browser: Any) -> None:
+async def test_phone_layout_and_menu(browser: Any, stack: Stack) -> None:
     from playwright.async_api import expect
 
     await stack.set_config({"settings": {"language": "en"}})
@@ -199,7 +199,7 @@ async def test_phone_layout_and_menu(stack: Stack, browser: Any) -> None:
     assert errors == []
 
 
-async def test_group_admin_sees_only_its_group(stack: Stack, browser: Any) -> None:
+async def test_group_admin_sees_only_its_group(browser: Any, stack: Stack) -> None:
     from playwright.async_api import expect
 
     await stack.set_config({"settings": {"language": "en"}})

@@ -26,9 +26,12 @@ function Line({ l }) {
     ${l.requestId ? html` <span class="muted">rid=${l.requestId}</span>` : null}</li>`;
 }
 
+// The level filter means "this level and above", on the server as in the live list.
+const atLeast = (level) => (level ? LEVELS.slice(LEVELS.indexOf(level)).join(',') : '');
+
 function Stored({ f }) {
   const [pageNo, setPage] = useState(1);
-  const logs = useAsync(() => get(`/api/logs${qs({ level: f.level, service: f.service, search: f.search, page: pageNo })}`), [f.level, f.service, f.search, pageNo]);
+  const logs = useAsync(() => get(`/api/logs${qs({ level: atLeast(f.level), service: f.service, search: f.search, page: pageNo })}`), [f.level, f.service, f.search, pageNo]);
   return html`<${Card} title=${t('Stored logs')} wide>
     <button type="button" onClick=${logs.reload}>${t('Refresh')}</button>
     <${ErrorBox} error=${logs.error} />
