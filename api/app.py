@@ -40,6 +40,7 @@ from api.routes.config import ConfigController
 from api.routes.group_admin import GroupAdminController, group_login
 from api.routes.logs import list_logs
 from api.routes.mcp import McpController
+from api.routes.panel import panel_asset, panel_index
 from api.routes.personalities import PersonalityController
 from api.routes.presets import PresetController
 from api.routes.skills import SkillsController
@@ -190,6 +191,8 @@ def create_app(config: EdgeConfig) -> Litestar:
             list_logs,
             ws_endpoint,
             events_sse,
+            panel_index,
+            panel_asset,
             create_static_files_router(
                 DOCS_ASSETS, directories=[Path(__file__).parent / "static" / "swagger-ui"], include_in_schema=False
             ),

@@ -10,7 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.envelope import encode, error_body
-from api.ratelimit import EXEMPT_PATHS
+from api.ratelimit import EXEMPT_PATHS, EXEMPT_PREFIXES
 from api.security import client_ip, query_token_allowed, token_from
 from api.state import Edge, edge_of
 from schemas.errors import DomainError
@@ -44,7 +44,8 @@ def _reply(status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
 
 def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in EXEMPT_PATHS:
+        path = scope["path"]
+        if scope["type"] not in ("http", "websocket") or path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
             await app(scope, receive, send)
             return
         edge: Edge = scope["app"].state["edge"]

@@ -1,0 +1,61 @@
+// English and Chinese. Keys are the English text; a key missing from a table shows in English.
+// The choice lives in the config's settings.language (PUT /api/settings); localStorage is the fallback
+// for a browser that is not logged in or whose user may not change settings (a group admin).
+
+const ZH = {
+  'Dashboard': '仪表盘', 'Channels': '渠道', 'Presets': '预设', 'Conversations': '对话', 'Playground': '聊天测试',
+  'Tools': '工具', 'MCP servers': 'MCP 服务器', 'Plugins': '插件', 'Commands': '命令', 'Platforms': '平台',
+  'Groups': '群管理', 'Logs': '日志', 'Audit': '审计', 'Config': '配置', 'Settings': '设置',
+  'Log in': '登录', 'Log out': '退出登录', 'Password': '密码', 'Username': '用户名', 'Login link token': '登录链接令牌',
+  'Group code': '群管理码', 'Group admins: the 6-character code from the group command': '群管理员：群内命令获得的 6 位管理码',
+  'Menu': '菜单', 'Theme': '主题', 'Language': '语言', 'Light': '浅色', 'Dark': '深色', 'Auto': '跟随系统',
+  'Toggle theme': '切换主题', 'Loading…': '加载中…', 'Save': '保存', 'Cancel': '取消', 'Delete': '删除', 'Edit': '编辑',
+  'Create': '新建', 'Test': '测试', 'Models': '模型', 'Refresh': '刷新', 'Close': '关闭', 'Name': '名称', 'Status': '状态',
+  'Enabled': '启用', 'Disabled': '已禁用', 'Actions': '操作', 'Type': '类型', 'Base URL': '接口地址', 'API key': 'API 密钥',
+  'Priority': '优先级', 'Weight': '权重', 'Model': '模型', 'Description': '描述', 'System prompt': '系统提示词',
+  'Default': '默认', 'Set default': '设为默认', 'Copy': '复制', 'Export': '导出', 'Import': '导入', 'New id': '新 ID',
+  'Instances': '实例', 'Components': '组件', 'Statistics': '统计', 'Messages': '消息', 'Tokens': 'Tokens',
+  'Live events': '实时事件', 'Waiting for events…': '等待事件…', 'Uptime': '运行时间', 'Version': '版本',
+  'Messages and tokens while this page is open': '本页打开期间的消息与 Token 数', 'Calls': '调用', 'Failed': '失败',
+  'Avg latency (ms)': '平均延迟 (ms)', 'Conversations total': '对话总数', 'Today': '今日', 'Total': '总计',
+  'Send': '发送', 'Message': '消息', 'Stop': '停止', 'New conversation': '新对话', 'Conversation id': '对话 ID',
+  'Clear': '清空上下文', 'Detail': '详情', 'No items': '暂无数据', 'Previous': '上一页', 'Next': '下一页',
+  'Dangerous': '危险', 'Tool tester': '工具测试', 'Arguments (JSON)': '参数 (JSON)', 'Run': '运行', 'Tool logs': '工具日志',
+  'Result': '结果', 'Duration': '耗时', 'Allow dangerous tools': '允许危险工具', 'Source': '来源', 'Category': '分类',
+  'Level': '级别', 'Service': '服务', 'Search': '搜索', 'Live': '实时', 'Paused': '已暂停', 'Pause': '暂停', 'Resume': '继续',
+  'Stored logs': '历史日志', 'Stream': '流', 'Actor': '操作者', 'Time': '时间', 'History': '历史', 'Rollback': '回滚',
+  'Section': '配置段', 'Changed paths': '变更路径', 'Rollback to this version?': '回滚到该版本？',
+  'Delete this item?': '确定删除？', 'Saved': '已保存', 'Done': '完成', 'Group': '群', 'Overrides (JSON)': '覆盖配置 (JSON)',
+  'Remove overrides': '删除覆盖', 'Stream history': '流历史', 'Events': '事件', 'Filter': '筛选', 'Apply': '应用',
+  'This page arrives with its API, which this server does not offer yet.': '此页面依赖的接口在本服务器上尚未提供。',
+  'Upstream answer': '上游回复', 'Elapsed (ms)': '耗时 (ms)', 'Upload a JSON or YAML preset file': '上传 JSON 或 YAML 预设文件',
+  'Health': '健康', 'Last error': '最近错误', 'Tested at': '测试时间', 'Role': '角色', 'Host': '主机', 'Last heartbeat': '最近心跳',
+  'Tool calls': '工具调用', 'Settings are stored in the config (settings section).': '设置保存在配置的 settings 段中。',
+  'Signed in as': '当前用户', 'Preset': '预设', 'Channel': '渠道', 'none': '无', 'Error': '错误', 'Value (JSON)': '值 (JSON)',
+  'Overwrite existing': '覆盖已存在的', 'Connected': '已连接', 'Disconnected': '未连接', 'Read-only for group admins': '群管理员只读',
+  'Skip to content': '跳到正文', 'Platform': '平台', 'Clear list': '清空列表', 'Temperature': '温度', 'Max tokens': '最大 Tokens', 'Category toggles': '分类开关',
+};
+
+const TABLES = { en: {}, 'zh-CN': ZH };
+const KEY = 'chatbus.language';
+
+let current = normalise(localStorage.getItem(KEY) || navigator.language || 'en');
+
+export function normalise(lang) {
+  return String(lang || '').toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
+}
+
+export function language() { return current; }
+
+export function setLanguage(lang) {
+  current = normalise(lang);
+  localStorage.setItem(KEY, current);
+  document.documentElement.lang = current === 'zh-CN' ? 'zh-CN' : 'en';
+  return current;
+}
+
+export function t(key) {
+  return TABLES[current][key] || key;
+}
+
+setLanguage(current);
