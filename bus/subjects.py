@@ -53,3 +53,17 @@ def heartbeat(role: str) -> str:
 
 def platform_send(platform_id: str) -> str:
     return f"platform.{platform_id}.send"
+
+
+def platform_takeover(platform_id: str) -> str:
+    """Broadcast by the edge that accepted a bot: any other edge holding it closes its socket."""
+    return f"platform.{platform_id}.takeover"
+
+
+INBOUND_STREAM = "INBOUND"
+INBOUND_WILDCARD = "inbound.>"
+PIPELINE_CONSUMER = "pipeline"
+
+
+def inbound(platform: str, platform_id: str) -> str:
+    return f"inbound.{platform}.{platform_id}"
