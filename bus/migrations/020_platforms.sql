@@ -35,7 +35,14 @@ CREATE TABLE pipeline_usage (
 -- redelivery neither counts twice nor replies twice.
 CREATE TABLE pipeline_messages (
     dedup_id   text PRIMARY KEY,
-    counted    boolean NOT NULL DEFAULT false,
-    sent       boolean NOT NULL DEFAULT false,
+    refused    boolean NOT NULL DEFAULT false,
+    sent_parts integer NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The preset a user switched a conversation to with `#切换预设 <id>`.
+CREATE TABLE pipeline_presets (
+    conversation_id text PRIMARY KEY,
+    preset_id       text NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now()
 );
