@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -62,6 +63,9 @@ class Pipeline:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # Turns of one conversation run one at a time in this worker (a user's two quick messages
+        # are answered in order, each seeing the other in its history).
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def start(self) -> None:
         await nats_conn.ensure_streams(self.ctx.nc)
@@ -157,9 +161,24 @@ class Pipeline:
                 msg, [Outgoing(msg.message_type, self._target(msg), "今天的使用次数已用完，明天再来吧。")]
             )
             return
-        text = await self._chat(msg, verdict.text, conversation, group)
+        async with self._turn_lock(conversation):
+            text = await self._chat(msg, verdict.text, conversation, group)
         target = self._target(msg)
         await self.deliver(msg, [Outgoing(msg.message_type, target, part) for part in rules.split_reply(text)])
+
+    @contextlib.asynccontextmanager
+    async def _turn_lock(self, conversation: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(conversation, (asyncio.Lock(), 0))
+        self._locks[conversation] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[conversation]
+            if users <= 1:
+                del self._locks[conversation]
+            else:
+                self._locks[conversation] = (lock, users - 1)
 
     async def _group(self, msg: InboundMessage, config: dict[str, Any]) -> dict[str, Any] | None:
         if msg.group_id is None:
