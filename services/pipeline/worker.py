@@ -123,6 +123,11 @@ class Pipeline:
             delivered = msg.metadata.num_delivered if msg.metadata else 1
             log.warning("pipeline: %s (delivery %s), will retry", exc, delivered)
             await msg.nak(delay=min(0.5 * 2 ** max(delivered - 1, 0), 30.0))
+        except asyncio.CancelledError:
+            # A worker stopping hands the message back now rather than after the ack wait.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(msg.nak())
+            raise
         except Exception:
             log.exception("pipeline: message on %s failed", msg.subject)
             with contextlib.suppress(Exception):

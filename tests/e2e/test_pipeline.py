@@ -12,7 +12,7 @@ import pytest
 from services.config import queries as config_queries
 from tests.e2e.test_chat import add_channel
 from tests.e2e.test_platforms import make_platform, ws_url
-from tests.fakes.llm import FakeProvider
+from tests.fakes.llm import FakeProvider, delay
 from tests.fakes.napcat import FakeNapCat
 from tests.stack import Stack
 from tests.waiting import wait_until
@@ -194,3 +194,60 @@ async def test_bot_moves_to_another_edge_mid_conversation(stack: Stack, llm: Fak
             await second.close()
     finally:
         await first.close()
+
+
+async def test_a_send_lost_with_the_socket_is_resent_without_a_second_llm_call(stack: Stack, llm: FakeProvider) -> None:
+    await make_platform(stack, token=TOKEN)
+    first = await connect_bot(stack)
+    llm.script(delay(1.0))
+    await first.private("555", "slow one")
+    await wait_until(lambda: len(llm.requests) == 1, message="the LLM was asked")
+    await first.close()  # the edge loses the socket while the turn runs
+
+    async def send_failed() -> bool:
+        return (await stats(stack))["error"] >= 1
+
+    await wait_until(send_failed, timeout=15, message="the reply found no bot to send through")
+    second = await connect_bot(stack)
+    try:
+        await second.wait_sent(1, timeout=30)  # the redelivered message, answered from the stored reply
+        assert second.texts() == ["slow one"] and first.sent() == []
+        assert len(llm.requests) == 1
+        counted = await stats(stack)
+        assert counted["received"] == 1 and counted["sent"] == 1
+    finally:
+        await second.close()
+
+
+async def test_a_bot_that_misses_two_heartbeats_is_closed(stack: Stack) -> None:
+    await make_platform(stack, token=TOKEN)
+    bot = FakeNapCat(ws_url(stack), token=TOKEN, heartbeat_ms=1000)
+    await bot.connect()
+    try:
+        await bot.heartbeat()  # then silence
+        await wait_until(lambda: bot.closed.is_set(), timeout=15, message="edge closed the stale socket")
+        r = await (await stack.admin()).get("/api/platform/stats")
+        assert r.json()["data"]["summary"]["running"] == 0
+    finally:
+        await bot.close()
+
+
+async def test_persona_reaches_the_system_prompt(stack: Stack, bot: FakeNapCat, llm: FakeProvider) -> None:
+    c = await stack.admin()
+    r = await c.post(
+        "/api/presets",
+        json={
+            "id": "mimi",
+            "name": "Mimi",
+            "systemPrompt": "Be brief.",
+            "persona": {"name": "咪咪", "speakingStyle": "软萌", "traits": ["好奇"]},
+        },
+    )
+    assert r.status_code == 201, r.text
+    await bot.private("555", "#切换预设 mimi")
+    await bot.wait_sent(1)
+    await bot.private("555", "hi")
+    await bot.wait_sent(2)
+    system = llm.last.body["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("Be brief.")
+    assert "咪咪" in system["content"] and "软萌" in system["content"] and "好奇" in system["content"]
