@@ -30,6 +30,7 @@ from api.hub import EventHub
 from api.logging_context import request_context_middleware
 from api.loghub import LogHub
 from api.middleware import rate_limit_middleware
+from api.onebot import OneBotGateway
 from api.ratelimit import RateLimiter
 from api.revocations import RevocationList
 from api.routes.audit import AuditController
@@ -40,8 +41,10 @@ from api.routes.config import ConfigController
 from api.routes.group_admin import GroupAdminController, group_login
 from api.routes.logs import list_logs
 from api.routes.mcp import McpController
+from api.routes.onebot import onebot_ws
 from api.routes.panel import panel_asset, panel_index
 from api.routes.personalities import PersonalityController
+from api.routes.platforms import PlatformController, platform_stats
 from api.routes.presets import PresetController
 from api.routes.skills import SkillsController
 from api.routes.streams import events_sse, ws_endpoint
@@ -118,12 +121,15 @@ def create_app(config: EdgeConfig) -> Litestar:
         app.state["edge"] = Edge(
             config, nc, pool, commands, hub, revoked, TokenVerifier(config.jwt_secret), RateLimiter(nc), config_cache
         )
+        onebot = app.state["onebot"] = OneBotGateway(nc, config.instance_id)
+        await onebot.start()
         heartbeat = Heartbeat(nc, "edge", instance_id=config.instance_id)
         await heartbeat.start()
         try:
             yield
         finally:
             await heartbeat.stop()
+            await onebot.stop()
             await config_cache.stop()
             await revoked.stop()
             await hub.stop()
@@ -186,6 +192,9 @@ def create_app(config: EdgeConfig) -> Litestar:
             AdminSkills,
             GroupAdminController,
             group_login,
+            PlatformController,
+            platform_stats,
+            onebot_ws,
             system_status,
             system_stats,
             list_logs,

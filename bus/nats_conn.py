@@ -50,6 +50,7 @@ async def ensure_streams(nc: NATS, *, replicas: int = 1) -> None:
     set them."""
     await _ensure_stream(nc, _events_stream(replicas))
     await _ensure_stream(nc, _rate_limit_stream(replicas))
+    await _ensure_stream(nc, _inbound_stream(replicas))
 
 
 async def _ensure_stream(nc: NATS, config: StreamConfig) -> None:
@@ -80,6 +81,20 @@ def _rate_limit_stream(replicas: int) -> StreamConfig:
         max_msgs_per_subject=1,
         allow_msg_counter=True,
         allow_direct=True,
+    )
+
+
+def _inbound_stream(replicas: int) -> StreamConfig:
+    """Platform messages waiting for the pipeline (DESIGN.md "Platforms"): a work queue, each message
+    taken by one worker; a bot's replay of a message within the window is dropped by its id."""
+    return StreamConfig(
+        name=subjects.INBOUND_STREAM,
+        subjects=[subjects.INBOUND_WILDCARD],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=2 * 60 * 60,
+        num_replicas=replicas,
+        max_age=24 * 3600,
     )
 
 

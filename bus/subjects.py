@@ -68,3 +68,17 @@ def status_poll(role: str) -> str:
 # Every tools worker acts on these (connect/disconnect/reconnect/reload of MCP servers): core NATS,
 # no queue group, so each instance's manager converges.
 MCP_CONTROL = "sys.mcp.control"
+
+
+def platform_takeover(platform_id: str) -> str:
+    """Broadcast by the edge that accepted a bot: any other edge holding it closes its socket."""
+    return f"platform.{platform_id}.takeover"
+
+
+INBOUND_STREAM = "INBOUND"
+INBOUND_WILDCARD = "inbound.>"
+PIPELINE_CONSUMER = "pipeline"
+
+
+def inbound(platform: str, platform_id: str) -> str:
+    return f"inbound.{platform}.{platform_id}"

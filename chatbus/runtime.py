@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -30,11 +31,14 @@ from services.auth.handlers import ensure_admin
 from services.channels.providers.registry import HttpClients
 from services.config.cache import ConfigCache
 from services.logs.sink import LogSink, start_log_sink
+from services.pipeline.worker import Pipeline
 from services.presets.bootstrap import ensure_system_presets
 
 log = logging.getLogger("chatbus")
 
-ALL_DOMAINS = tuple(registry.DOMAINS)
+# `pipeline` is no command domain: the INBOUND consumer (services/pipeline), run by workers like one.
+PIPELINE = "pipeline"
+ALL_DOMAINS = (*registry.DOMAINS, PIPELINE)
 
 
 async def shared_jwt_secret(dsn: str, configured: str = "") -> str:
@@ -90,9 +94,12 @@ class WorkerProcess:
     runtimes: list[WorkerRuntime] = field(default_factory=list)
     log_sink: LogSink | None = None
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    pipeline: Pipeline | None = None
 
     async def stop(self) -> None:
         await self.heartbeat.stop()
+        if self.pipeline is not None:
+            await self.pipeline.stop()
         for runtime in self.runtimes:
             await runtime.stop()
         for close in self.on_stop:
@@ -118,7 +125,7 @@ async def start_workers(
     pool_size: int = 10,
     name: str = "worker",
 ) -> WorkerProcess:
-    unknown = [d for d in domains if d not in registry.DOMAINS]
+    unknown = [d for d in domains if d not in registry.DOMAINS and d != PIPELINE]
     if unknown:
         raise SystemExit(f"unknown domain(s) {unknown}; known: {', '.join(registry.DOMAINS)}")
     try:
@@ -144,6 +151,10 @@ async def start_workers(
     context = registry.WorkerContext(store, nc, config, http)
     process.on_stop = context.on_stop
     for domain in domains:
+        if domain == PIPELINE:
+            process.pipeline = Pipeline(context, await shared_jwt_secret(dsn, os.environ.get("CHATBUS_JWT_SECRET", "")))
+            await process.pipeline.start()
+            continue
         runtime = WorkerRuntime(nc, domain, registry.DOMAINS[domain](context), concurrency=concurrency)
         await runtime.start()
         process.runtimes.append(runtime)

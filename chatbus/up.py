@@ -272,11 +272,11 @@ def running_stack(data_dir: str) -> dict[str, str] | None:
 async def _workers_ready(nats_url: str) -> None:
     from bus import nats_conn
     from bus.commands import wait_for_workers
-    from chatbus.runtime import ALL_DOMAINS
+    from chatbus.runtime import ALL_DOMAINS, PIPELINE
 
     nc = await nats_conn.connect(nats_url, name="chatbus-up-ready")
     try:
-        await wait_for_workers(nc, ALL_DOMAINS)
+        await wait_for_workers(nc, [d for d in ALL_DOMAINS if d != PIPELINE])  # the pipeline answers no _ping
     finally:
         await nc.close()
 

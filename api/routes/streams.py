@@ -13,12 +13,15 @@ from typing import Any
 
 import msgspec
 from litestar import Request, WebSocket, get, websocket
+from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
+from litestar.handlers import BaseRouteHandler
 from litestar.response import Stream
 
 from api.envelope import ApiError
 from api.hub import HubEvent
 from api.loghub import LogLine, log_frame, loghub_of
+from api.routes.onebot import is_bot, serve_bot
 from api.security import principal_of, require_admin, require_auth
 from api.state import edge_of
 from schemas.logs import LogEntry
@@ -51,8 +54,17 @@ def ws_event_frame(event: HubEvent) -> bytes:
     return b'{"channel":"events","data":' + event.body + b"}"
 
 
-@websocket("/ws", guards=[require_auth])
+async def _auth_unless_bot(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    # A OneBot client (X-Self-ID) on /ws is checked against its platform's token in serve_bot instead.
+    if not is_bot(connection):
+        await require_auth(connection, handler)
+
+
+@websocket("/ws", guards=[_auth_unless_bot])
 async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
+    if is_bot(socket):
+        await serve_bot(socket)
+        return
     await socket.accept()
     if not principal_of(socket).is_admin:
         # Accepted first, so that the client can read why: a browser sees no reason for a refused handshake.

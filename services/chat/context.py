@@ -3,6 +3,8 @@ conversation's recent history trimmed to the context budget, the model and its p
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from schemas.channels import Channel
@@ -49,8 +51,9 @@ async def build_request(
     budget = max_tokens * CHARS_PER_TOKEN
     while len(messages) > 1 and sum(len(m.content) for m in messages) > budget:
         messages.pop(0)
-    if preset and preset.system_prompt:
-        messages.insert(0, ChatMessage(role="system", content=preset.system_prompt))
+    system = system_prompt(preset) if preset else ""
+    if system:
+        messages.insert(0, ChatMessage(role="system", content=system))
     model = cmd.model or (preset.model if preset else "") or overrides.get("model") or config.llm.default_model or None
     params = preset.model_params if preset else None
     request = ChatRequest(
@@ -68,3 +71,18 @@ async def build_request(
     if pinned and not any(c.id == pinned for c in channels):
         raise DomainError("CHANNEL_NOT_FOUND", f"channel '{pinned}' not found or disabled")
     return request, channels, pinned, preset.id if preset else None
+
+
+def system_prompt(preset: Any) -> str:
+    """The preset's system prompt with its persona (name, personality, speaking style, traits)."""
+    persona = preset.persona
+    lines = [preset.system_prompt] if preset.system_prompt else []
+    if persona.name:
+        lines.append(f"你的名字是{persona.name}。")
+    if persona.personality:
+        lines.append(f"性格：{persona.personality}")
+    if persona.speaking_style:
+        lines.append(f"说话风格：{persona.speaking_style}")
+    if persona.traits:
+        lines.append("特点：" + "、".join(persona.traits))
+    return "\n".join(lines)

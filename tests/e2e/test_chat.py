@@ -50,7 +50,9 @@ async def test_chatai_chat_json_and_conversation(stack: Stack) -> None:
         sent = fake.last.body
         assert sent["messages"][0] == {
             "role": "system",
-            "content": "You are Neko, a cheerful cat-girl who ends sentences with 'nya'.",
+            # The preset's prompt, then its persona.
+            "content": "You are Neko, a cheerful cat-girl who ends sentences with 'nya'.\n"
+            "你的名字是Neko。\n性格：cheerful, curious\n特点：playful",
         }
         assert sent["messages"][-1] == {"role": "user", "content": "hi"}
         conversation_id = data["conversationId"]

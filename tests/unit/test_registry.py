@@ -22,6 +22,8 @@ from services import registry
 
 # Tables that belong to the infrastructure, not to any domain's projections.
 INFRASTRUCTURE_TABLES = {"events", "processed_commands", "checkpoints", "instance_secrets", "logs"}
+# Counters the message pipeline bumps per message: kept out of the event log (hot), not replayed.
+INFRASTRUCTURE_TABLES |= {"platform_stats", "pipeline_usage", "pipeline_messages", "pipeline_presets"}
 # Unions named *Event that are not stored events: a provider's stream deltas never reach the log.
 NOT_STORED = {"llm.StreamEvent"}
 

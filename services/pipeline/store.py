@@ -1,0 +1,96 @@
+"""The pipeline's bookkeeping in Postgres: what was done for each inbound message (counted once,
+parts sent), daily usage counted atomically across workers, and the preset a user switched to."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+
+from services.platforms import queries as platform_queries
+
+
+async def _claim(
+    pool: asyncpg.Pool, dedup_id: str, platform_id: str, usage: list[tuple[str, int]], today: dt.date
+) -> bool:
+    """Record the message once (a redelivery finds it) and count it: received, and each usage counter
+    unless one is at its limit. Returns whether the turn is refused for usage, the same answer on
+    every delivery of the message."""
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            "INSERT INTO pipeline_messages (dedup_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", dedup_id
+        )
+        if not inserted:
+            return bool(await conn.fetchval("SELECT refused FROM pipeline_messages WHERE dedup_id = $1", dedup_id))
+        await platform_queries.bump(conn, platform_id, received=1)
+        for key, limit in usage:
+            # Row-locked increment below the limit: two workers never both take the last use.
+            taken = await conn.fetchval(
+                """INSERT INTO pipeline_usage (day, key, count) VALUES ($1, $2, 1)
+                   ON CONFLICT (day, key) DO UPDATE SET count = pipeline_usage.count + 1
+                   WHERE pipeline_usage.count < $3 RETURNING count""",
+                today,
+                key,
+                limit,
+            )
+            if taken is None:
+                raise _Refused  # rolls back every counter this message took: a refused turn uses nothing
+        return False
+
+
+class _Refused(Exception):
+    pass
+
+
+async def claim(
+    pool: asyncpg.Pool, dedup_id: str, platform_id: str, usage: list[tuple[str, int]], today: dt.date
+) -> bool:
+    """`claim`, with a refusal rolled back and recorded on its own (nothing counted but `received`)."""
+    try:
+        return await _claim(pool, dedup_id, platform_id, usage, today)
+    except _Refused:
+        async with pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                """INSERT INTO pipeline_messages (dedup_id, refused) VALUES ($1, true)
+                   ON CONFLICT DO NOTHING RETURNING true""",
+                dedup_id,
+            )
+            if inserted:
+                await platform_queries.bump(conn, platform_id, received=1)
+        return True
+
+
+async def sent_parts(pool: asyncpg.Pool, dedup_id: str) -> int:
+    return int(await pool.fetchval("SELECT sent_parts FROM pipeline_messages WHERE dedup_id = $1", dedup_id) or 0)
+
+
+async def mark_sent(pool: asyncpg.Pool, dedup_id: str, platform_id: str, parts: int, *, counted: bool = True) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE pipeline_messages SET sent_parts = greatest(sent_parts, $2) WHERE dedup_id = $1", dedup_id, parts
+        )
+        if counted:
+            await platform_queries.bump(conn, platform_id, sent=1)
+
+
+async def count_error(pool: asyncpg.Pool, platform_id: str) -> None:
+    await platform_queries.bump(pool, platform_id, errors=1)
+
+
+async def chosen_preset(pool: asyncpg.Pool, conversation_id: str) -> str | None:
+    value = await pool.fetchval("SELECT preset_id FROM pipeline_presets WHERE conversation_id = $1", conversation_id)
+    return str(value) if value else None
+
+
+async def choose_preset(pool: asyncpg.Pool, conversation_id: str, preset_id: str) -> None:
+    await pool.execute(
+        """INSERT INTO pipeline_presets (conversation_id, preset_id) VALUES ($1, $2)
+           ON CONFLICT (conversation_id) DO UPDATE SET preset_id = $2, updated_at = now()""",
+        conversation_id,
+        preset_id,
+    )
+
+
+async def admin_username(pool: asyncpg.Pool) -> str | None:
+    value = await pool.fetchval("SELECT username FROM users WHERE scope = 'admin' ORDER BY created_at LIMIT 1")
+    return str(value) if value else None

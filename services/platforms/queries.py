@@ -1,0 +1,75 @@
+"""Reads of the `platforms` and `platform_stats` tables, and the counters the pipeline bumps."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from schemas.secrets import mask_value
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+def _item(row: asyncpg.Record) -> dict[str, Any]:
+    config = dict(row["config"])
+    config["accessToken"] = mask_value(config.get("accessToken", ""))
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "name": row["name"],
+        "display_name": row["display_name"],
+        "enabled": row["enabled"],
+        "config": config,
+        "selfId": row["self_id"] or None,
+        "stats": {
+            "received": row["received"] or 0,
+            "sent": row["sent"] or 0,
+            "errors": row["errors"] or 0,
+        },
+        "startedAt": row["started_at"],
+        "lastEventAt": row["last_event_at"],
+        "version": row["version"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+_SELECT = """SELECT p.*, s.received, s.sent, s.errors, s.started_at, s.last_event_at
+             FROM platforms p LEFT JOIN platform_stats s ON s.platform_id = p.id"""
+
+
+async def get_platform(conn: Conn, platform_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"{_SELECT} WHERE p.id = $1", platform_id)
+    return _item(row) if row else None
+
+
+async def list_platforms(conn: Conn) -> list[dict[str, Any]]:
+    return [_item(r) for r in await conn.fetch(f"{_SELECT} ORDER BY p.id")]
+
+
+async def self_ids(conn: Conn) -> dict[str, str]:
+    return {r["id"]: r["self_id"] for r in await conn.fetch("SELECT id, self_id FROM platforms")}
+
+
+async def onebot_candidates(conn: Conn, self_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Platforms a bot with this self id may connect as (its own, and those naming no self id)."""
+    rows = await conn.fetch(
+        """SELECT id, type, enabled, config FROM platforms
+           WHERE type = 'onebot11' AND (self_id = $1 OR self_id = '') ORDER BY self_id DESC, id""",
+        self_id,
+    )
+    return [(r["id"], {"type": r["type"], "enabled": r["enabled"], "config": r["config"]}) for r in rows]
+
+
+async def bump(conn: Conn, platform_id: str, *, received: int = 0, sent: int = 0, errors: int = 0) -> None:
+    await conn.execute(
+        """INSERT INTO platform_stats (platform_id, received, sent, errors, last_event_at)
+           VALUES ($1, $2, $3, $4, now())
+           ON CONFLICT (platform_id) DO UPDATE SET received = platform_stats.received + $2,
+             sent = platform_stats.sent + $3, errors = platform_stats.errors + $4, last_event_at = now()""",
+        platform_id,
+        received,
+        sent,
+        errors,
+    )
