@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -62,7 +61,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
             return
         headers = verdict.headers()
         if not verdict.allowed:
-            retry_after = max(1, verdict.reset - int(time.time()))
+            retry_after = verdict.retry_after
             body = error_body(
                 "RATE_LIMITED", f"rate limit of {verdict.limit} requests per minute reached; retry in {retry_after}s"
             )
