@@ -115,7 +115,7 @@ def create_app(config: EdgeConfig) -> Litestar:
         app.state["edge"] = Edge(
             config, nc, pool, commands, hub, revoked, TokenVerifier(config.jwt_secret), RateLimiter(nc), config_cache
         )
-        heartbeat = Heartbeat(nc, "edge", instance_id=config.instance_id)
+        heartbeat = app.state["heartbeat"] = Heartbeat(nc, "edge", instance_id=config.instance_id)
         await heartbeat.start()
         try:
             yield
