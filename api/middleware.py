@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.envelope import encode, error_body
@@ -81,7 +82,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
 async def _refuse(
     scope: Scope, send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
 ) -> None:
-    if scope["type"] == "websocket":
+    if scope["type"] == ScopeType.WEBSOCKET:
         # Refused before accept: the client sees the handshake fail (HTTP 403 from the server).
         await send({"type": "websocket.close", "code": 1013 if status == 503 else 1008, "reason": body["message"]})
         return

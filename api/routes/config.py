@@ -41,7 +41,8 @@ async def _update(request: Request[Any, Any, Any], patch: dict[str, Any], expect
     elif expected is not None and (not isinstance(expected, int) or isinstance(expected, bool) or expected < 0):
         raise ApiError("VALIDATION_ERROR", "expectedVersion must be a non-negative integer")
     reply = await commands.send(request, "config", "update", {"patch": patch, "expected_version": expected})
-    return reply.result
+    result: dict[str, Any] = reply.result
+    return result
 
 
 class ConfigController(Controller):
