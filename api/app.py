@@ -39,8 +39,10 @@ from api.routes.chat import ChatController, NekoChatController
 from api.routes.config import ConfigController
 from api.routes.group_admin import GroupAdminController, group_login
 from api.routes.logs import list_logs
+from api.routes.mcp import McpController
 from api.routes.personalities import PersonalityController
 from api.routes.presets import PresetController
+from api.routes.skills import SkillsController
 from api.routes.streams import events_sse, ws_endpoint
 from api.routes.system import VERSION, health, system_stats, system_status
 from api.routes.tools import ToolController
@@ -158,6 +160,12 @@ def create_app(config: EdgeConfig) -> Litestar:
     class AdminTools(ToolController):
         guards = [require_admin]
 
+    class AdminMcp(McpController):
+        guards = [require_admin]
+
+    class AdminSkills(SkillsController):
+        guards = [require_admin]
+
     return Litestar(
         route_handlers=[
             health,
@@ -173,6 +181,8 @@ def create_app(config: EdgeConfig) -> Litestar:
             AdminChat,
             AdminNekoChat,
             AdminTools,
+            AdminMcp,
+            AdminSkills,
             GroupAdminController,
             group_login,
             system_status,

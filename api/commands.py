@@ -7,9 +7,9 @@ import logging
 import uuid
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Response
 
-from api.envelope import ApiError, request_id
+from api.envelope import ApiError, ok, request_id
 from api.security import client_ip, principal_of
 from api.state import edge_of
 from bus.commands import BusTimeout, BusUnavailable
@@ -130,3 +130,9 @@ def expected_version(request: Request[Any, Any, Any], body: dict[str, Any]) -> i
     if given is not None and (not isinstance(given, int) or isinstance(given, bool) or given < 0):
         raise ApiError("VALIDATION_ERROR", "expectedVersion must be a non-negative integer")
     return given
+
+
+def written(reply: CommandReply, *, status: int = 200) -> Response[bytes]:
+    """The answer to a write: the command's result, and its new version as `ETag` (every write alike)."""
+    headers = {"ETag": f'"{reply.version}"'} if reply.version is not None else None
+    return ok(reply.result, status=status, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -45,3 +46,27 @@ async def connect(dsn: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
     await _init_connection(conn)
     return conn
+
+
+async def fetch_page(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    query: str,
+    args: Sequence[Any] = (),
+    *,
+    order_by: str,
+    page: int,
+    page_size: int,
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of `query` (a SELECT without ORDER BY or LIMIT; `$n` placeholders for `args`) in
+    `order_by` order, and how many rows match in all. One round trip; a second count only for a page
+    past the end, where the window count has no row to ride on."""
+    n = len(args)
+    rows = await conn.fetch(
+        f"SELECT *, count(*) OVER () AS _total FROM ({query}) AS _q ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args,
+        page_size,
+        (page - 1) * page_size,
+    )
+    if rows:
+        return list(rows), int(rows[0]["_total"])
+    return [], int(await conn.fetchval(f"SELECT count(*) FROM ({query}) AS _q", *args))

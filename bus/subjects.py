@@ -53,3 +53,18 @@ def heartbeat(role: str) -> str:
 
 def platform_send(platform_id: str) -> str:
     return f"platform.{platform_id}.send"
+
+
+def status(role: str) -> str:
+    """Per-instance status (MCP servers of each tools worker), core NATS, for the API and SSE."""
+    return f"sys.status.{role}"
+
+
+def status_poll(role: str) -> str:
+    """Ask every instance of `role` to publish its status now (an edge that just started)."""
+    return f"sys.status.{role}.poll"
+
+
+# Every tools worker acts on these (connect/disconnect/reconnect/reload of MCP servers): core NATS,
+# no queue group, so each instance's manager converges.
+MCP_CONTROL = "sys.mcp.control"

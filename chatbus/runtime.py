@@ -9,7 +9,7 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,11 +90,17 @@ class WorkerProcess:
     http: HttpClients
     runtimes: list[WorkerRuntime] = field(default_factory=list)
     log_sink: LogSink | None = None
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def stop(self) -> None:
         await self.heartbeat.stop()
         for runtime in self.runtimes:
             await runtime.stop()
+        for close in self.on_stop:
+            try:
+                await close()
+            except Exception:
+                log.exception("a domain's resource did not stop cleanly")
         if self.log_sink is not None:
             await self.log_sink.stop()
         await self.http.aclose()
@@ -137,6 +143,7 @@ async def start_workers(
     http = HttpClients()
     process = WorkerProcess(nc, pool, config, heartbeat, http)
     context = registry.WorkerContext(store, nc, config, http)
+    process.on_stop = context.on_stop
     for domain in domains:
         runtime = WorkerRuntime(nc, domain, registry.DOMAINS[domain](context), concurrency=concurrency)
         await runtime.start()

@@ -19,6 +19,24 @@ class Actor(msgspec.Struct, frozen=True):
 
 
 ANONYMOUS = Actor("anonymous", "none")
+GROUP_SCOPE_PREFIX = "group:"
+
+
+def group_scope(group_id: str) -> str:
+    """The scope of a token that administers one group."""
+    return f"{GROUP_SCOPE_PREFIX}{group_id}"
+
+
+def group_of(scope: str) -> str | None:
+    """The group a `group:<id>` scope administers; None for any other scope."""
+    group_id = scope.removeprefix(GROUP_SCOPE_PREFIX) if scope.startswith(GROUP_SCOPE_PREFIX) else ""
+    return group_id if group_id.strip() else None
+
+
+def may_manage_group(scope: str, group_id: str) -> bool:
+    return scope == "admin" or group_of(scope) == group_id
+
+
 # The only commands a caller without a principal may send: logging in, in its three forms.
 ANONYMOUS_COMMANDS = frozenset({"auth.login", "auth.consume_link", "group_admin.redeem_code"})
 # Who may act: the admin, a group's admin (`group:<id>`), a chat platform adapter on the bus.
@@ -34,7 +52,7 @@ def actor_problem(actor: Actor | None, command: str) -> str | None:
     if actor == ANONYMOUS:
         return None if command in ANONYMOUS_COMMANDS else f"{command} needs an authenticated actor"
     scope = actor.scope
-    if scope in PRINCIPAL_SCOPES or (scope.startswith("group:") and scope[len("group:") :].strip()):
+    if scope in PRINCIPAL_SCOPES or group_of(scope) is not None:
         return None
     return f"unknown actor scope {scope!r}"
 

@@ -292,3 +292,37 @@ _QUALIFIED_OK = re.compile(r"[^A-Za-z0-9_-]")
 def sanitize_name(name: str) -> str:
     """`[A-Za-z0-9_-]` only (the OpenAI/Anthropic/Gemini function-name alphabet)."""
     return _QUALIFIED_OK.sub("_", name)
+
+
+# ---- commands (cmd.tools.mcp_*) and events ---------------------------------------------------
+# A server's config lives on its own stream `mcp-server-<name>`; `env`/`headers` values (and a URL
+# password) are sealed (bus/crypto.py) before the config becomes an event.
+
+
+class McpServerBody(msgspec.Struct, kw_only=True):
+    """`cmd.tools.mcp_add` / `mcp_update`: the client's body, normalised by the worker."""
+
+    body: dict[str, Any]
+    name: str | None = None  # the URL's name (update), which wins over the body's
+
+
+class McpServerRef(msgspec.Struct, kw_only=True):
+    name: str
+
+
+class McpImport(msgspec.Struct, kw_only=True):
+    document: Any
+
+
+class McpServerAdded(msgspec.Struct, kw_only=True):
+    name: str
+    config: dict[str, Any]  # McpServerConfig's JSON, secrets sealed
+
+
+class McpServerUpdated(msgspec.Struct, kw_only=True):
+    name: str
+    config: dict[str, Any]
+
+
+class McpServerRemoved(msgspec.Struct, kw_only=True):
+    name: str

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from schemas.mcp import McpServerAdded, McpServerRemoved, McpServerUpdated
+
 ToolName = Annotated[str, Meta(min_length=1, max_length=200)]
 CategoryKey = Annotated[str, Meta(min_length=1, max_length=100)]
 ToolSourceKind = Literal["builtin", "mcp", "plugin"]
@@ -68,6 +70,15 @@ class TestBody(msgspec.Struct, rename="camel", kw_only=True):
     tool_name: ToolName
     arguments: dict[str, Any] | None = None
     args: dict[str, Any] | None = None
+
+
+class SkillExecuteBody(msgspec.Struct, rename="camel", kw_only=True):
+    """`POST /api/skills/execute {toolName, args, presetId?}`; `arguments` accepted too."""
+
+    tool_name: ToolName
+    args: dict[str, Any] | None = None
+    arguments: dict[str, Any] | None = None
+    preset_id: Annotated[str, Meta(max_length=200)] | None = None
 
 
 # ---- commands (cmd.tools.*) ----
@@ -152,4 +163,12 @@ class ToolCalled(msgspec.Struct, kw_only=True):
     conversation_id: str | None = None
 
 
-ToolsEvent = ToolToggled | ToolCategoryToggled | ToolDangerousSet | ToolCalled
+ToolsEvent = (
+    ToolToggled
+    | ToolCategoryToggled
+    | ToolDangerousSet
+    | ToolCalled
+    | McpServerAdded
+    | McpServerUpdated
+    | McpServerRemoved
+)

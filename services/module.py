@@ -6,8 +6,8 @@ lists the modules, and the worker handlers, inline projections, event catalog (r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bus.events import EventCatalog
@@ -30,6 +30,8 @@ class WorkerContext:
     nc: NATS
     config: ConfigCache
     http: HttpClients
+    # What a domain started with its handlers (MCP sessions) and must stop with the process.
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 HandlerFactory = Callable[[WorkerContext], Mapping[str, CommandFn]]

@@ -11,6 +11,7 @@ from bus.eventstore import EventStore
 from schemas.envelope import Actor, CommandEnvelope
 from services.channels import handlers as channel_handlers
 from services.config import handlers as config_handlers
+from services.tools.mcp import store as mcp_store
 
 ACTOR = Actor("system:secrets-rotate")
 
@@ -20,7 +21,8 @@ def _envelope(kind: str, payload: dict[str, Any]) -> CommandEnvelope:
 
 
 async def reseal_all(store: EventStore) -> dict[str, Any]:
-    """What was sealed again: `{"channels": {id: [fields]}, "config": [paths]}`. Raises on a refusal."""
+    """What was sealed again: `{"channels": {id: [fields]}, "config": [paths], "mcpServers": [names]}`.
+    Raises on a refusal."""
     channel_ids = [r["id"] for r in await store.pool.fetch("SELECT id FROM channels ORDER BY id")]
     channels: dict[str, list[str]] = {}
     for channel_id in channel_ids:
@@ -32,4 +34,12 @@ async def reseal_all(store: EventStore) -> dict[str, Any]:
     reply = await store.execute(_envelope("config.reseal", {}), config_handlers.reseal)
     if not reply.ok:
         raise RuntimeError(f"config: {reply.error}")
-    return {"channels": channels, "config": (reply.result or {}).get("resealed", [])}
+    resealed = (reply.result or {}).get("resealed", [])
+    servers = []
+    for name in [r["name"] for r in await store.pool.fetch("SELECT name FROM mcp_servers ORDER BY name")]:
+        reply = await store.execute(_envelope("tools.mcp_reseal", {"name": name}), mcp_store.reseal)
+        if not reply.ok:
+            raise RuntimeError(f"MCP server {name}: {reply.error}")
+        if reply.result and reply.result.get("resealed"):
+            servers.append(name)
+    return {"channels": channels, "config": resealed, "mcpServers": servers}

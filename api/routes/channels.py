@@ -76,7 +76,7 @@ class ChannelController(Controller):
         fields: dict[str, Any] = msgspec.to_builtins(data)
         channel_id = fields.pop("id", None) or derive_id(data.name)
         reply = await commands.send(request, "channels", "create", {"id": channel_id, "fields": fields})
-        return ok(reply.result, status=201)
+        return commands.written(reply, status=201)
 
     @get("/{channel_id:str}")
     async def get_channel(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
@@ -88,16 +88,15 @@ class ChannelController(Controller):
         self, request: Request[Any, Any, Any], channel_id: str, data: UpdateChannelBody
     ) -> Response[bytes]:
         changes: dict[str, Any] = msgspec.to_builtins(data)
-        expected = changes.pop("expectedVersion", None)
-        header = commands.if_match(request)
-        payload = {"id": channel_id, "changes": changes, "expected_version": header if header is not None else expected}
+        expected = commands.expected_version(request, changes)
+        payload = {"id": channel_id, "changes": changes, "expected_version": expected}
         reply = await commands.send(request, "channels", "update", payload)
-        return ok(reply.result)
+        return commands.written(reply)
 
     @delete("/{channel_id:str}", status_code=200)
     async def delete_channel(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
         reply = await commands.send(request, "channels", "delete", {"id": channel_id})
-        return ok(reply.result)
+        return commands.written(reply)
 
 
 class ChannelTestBody(msgspec.Struct):
@@ -133,25 +132,25 @@ class ChannelProbeController(Controller):
     ) -> Response[bytes]:
         payload = {"id": channel_id, "model": data.model if data else None}
         reply = await commands.send(request, "channels", "test", payload, timeout=PROBE_TIMEOUT)
-        return ok(reply.result)
+        return commands.written(reply)
 
     @post("/test", status_code=200)
     async def test_unsaved(self, request: Request[Any, Any, Any], data: UnsavedChannelBody) -> Response[bytes]:
         payload = {"fields": _unsaved_fields(data), "model": data.model}
         reply = await commands.send(request, "channels", "test", payload, timeout=PROBE_TIMEOUT)
-        return ok(reply.result)
+        return commands.written(reply)
 
     @get("/{channel_id:str}/models")
     async def channel_models(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
         reply = await commands.send(request, "channels", "models", {"id": channel_id}, timeout=PROBE_TIMEOUT)
-        return ok(reply.result)
+        return commands.written(reply)
 
     @post("/fetch-models", status_code=200)
     async def fetch_models(self, request: Request[Any, Any, Any], data: FetchModelsBody) -> Response[bytes]:
         reply = await commands.send(
             request, "channels", "models", {"fields": _unsaved_fields(data)}, timeout=PROBE_TIMEOUT
         )
-        return ok(reply.result)
+        return commands.written(reply)
 
 
 class ProviderController(Controller):
@@ -190,4 +189,4 @@ class ProviderController(Controller):
     @delete("/{channel_id:str}", status_code=200)
     async def delete_provider(self, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
         reply = await commands.send(request, "channels", "delete", {"id": channel_id})
-        return ok(reply.result)
+        return commands.written(reply)

@@ -193,12 +193,12 @@ class ChatController(Controller):
     @delete("/api/conversations/{conversation_id:str}", status_code=200)
     async def delete_conversation(self, request: Request[Any, Any, Any], conversation_id: str) -> Response[bytes]:
         reply = await commands.send(request, "chat", "delete", {"conversation_id": conversation_id})
-        return ok(reply.result)
+        return commands.written(reply)
 
     @post("/api/conversations/{conversation_id:str}/clear", status_code=200)
     async def clear_conversation(self, request: Request[Any, Any, Any], conversation_id: str) -> Response[bytes]:
         reply = await commands.send(request, "chat", "clear", {"conversation_id": conversation_id})
-        return ok(reply.result)
+        return commands.written(reply)
 
 
 def _session_id(value: str | None) -> str:

@@ -34,12 +34,7 @@ def _to_patch(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-async def _update(request: Request[Any, Any, Any], patch: dict[str, Any], expected: Any = None) -> dict[str, Any]:
-    header = commands.if_match(request)
-    if header is not None:
-        expected = header
-    elif expected is not None and (not isinstance(expected, int) or isinstance(expected, bool) or expected < 0):
-        raise ApiError("VALIDATION_ERROR", "expectedVersion must be a non-negative integer")
+async def _update(request: Request[Any, Any, Any], patch: dict[str, Any], expected: int | None) -> dict[str, Any]:
     reply = await commands.send(request, "config", "update", {"patch": patch, "expected_version": expected})
     result: dict[str, Any] = reply.result
     return result
@@ -57,7 +52,7 @@ class ConfigController(Controller):
     @put("/config")
     async def put_config(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         body = await json_object_body(request, max_bytes=MAX_CONFIG_BYTES)
-        expected = body.get("expectedVersion")
+        expected = commands.expected_version(request, body)
         return ok(await _update(request, _to_patch(body), expected))
 
     @get("/config/history")
@@ -70,7 +65,7 @@ class ConfigController(Controller):
     @post("/config/rollback", status_code=200)
     async def rollback(self, request: Request[Any, Any, Any], data: RollbackBody) -> Response[bytes]:
         reply = await commands.send(request, "config", "rollback", {"version": data.version})
-        return ok(reply.result)
+        return commands.written(reply)
 
     @get(["/bot/config", "/settings"])
     async def get_section(self, request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -82,7 +77,8 @@ class ConfigController(Controller):
     async def put_section(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         section = _section_of(request)
         body = await json_object_body(request, max_bytes=MAX_CONFIG_BYTES)
-        expected = body.pop("expectedVersion", None) if section != "bot" else None
+        # The bot section is free-form (NekoBot's): its body's keys are all data, so only If-Match counts.
+        expected = commands.expected_version(request, body) if section != "bot" else commands.if_match(request)
         result = await _update(request, {section: body}, expected)
         return ok({section: result["config"][section], "version": result["version"], "updated": result["updated"]})
 

@@ -15,6 +15,7 @@ from api.pagination import PageNumber, PageSize, page
 from api.routes.auth import iso_time, issue_session, session_cookie
 from api.security import Principal, principal_of, require_auth
 from api.state import edge_of
+from schemas.envelope import group_of, group_scope, may_manage_group
 from schemas.group_admin import GroupId, GroupLoginBody
 from services.config import queries as config_queries
 from services.group_admin import queries
@@ -31,7 +32,7 @@ def _check_group_id(group_id: str) -> str:
 
 
 def _require_group(principal: Principal, group_id: str) -> None:
-    if not (principal.is_admin or principal.scope == f"group:{group_id}"):
+    if not may_manage_group(principal.scope, group_id):
         raise ApiError("FORBIDDEN", f"this token may not manage group '{group_id}'")
 
 
@@ -73,7 +74,9 @@ class GroupAdminController(Controller):
         self, request: Request[Any, Any, Any], page_number: PageNumber = 1, page_size: PageSize = 20
     ) -> Response[bytes]:
         principal = principal_of(request)
-        only = None if principal.is_admin else principal.scope.removeprefix("group:")
+        only = None if principal.is_admin else group_of(principal.scope)
+        if only is None and not principal.is_admin:
+            raise ApiError("FORBIDDEN", "this token administers no group")
         items, total = await queries.list_groups(
             edge_of(request).pool, only=only, page=page_number, page_size=page_size
         )
@@ -109,7 +112,7 @@ async def group_login(request: Request[Any, Any, Any], data: GroupLoginBody) -> 
     """Trade a single-use 6-character code (from `#群管理面板` in the group) for a group-scoped token."""
     reply = await commands.send(request, "group_admin", "redeem_code", {"code": data.code.upper()}, anonymous=True)
     group_id = reply.result["groupId"]
-    token, claims = issue_session(request, f"group-admin:{group_id}", f"group:{group_id}")
+    token, claims = issue_session(request, f"group-admin:{group_id}", group_scope(group_id))
     response = ok(
         {
             "token": token,

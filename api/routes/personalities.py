@@ -93,4 +93,4 @@ class PersonalityController(Controller):
 
 async def _delete(request: Request[Any, Any, Any], personality_id: str) -> Response[bytes]:
     reply = await commands.send(request, "presets", "delete", {"id": personality_id})
-    return ok(reply.result)
+    return commands.written(reply)

@@ -72,7 +72,7 @@ class PresetController(Controller):
     @post("/")
     async def create_preset(self, request: Request[Any, Any, Any], data: CreatePresetBody) -> Response[bytes]:
         reply = await commands.send(request, "presets", "create", create_payload(data))
-        return ok(reply.result, status=201, headers=version_headers(reply.version))
+        return commands.written(reply, status=201)
 
     @get("/{preset_id:str}")
     async def get_preset(self, request: Request[Any, Any, Any], preset_id: str) -> Response[bytes]:
@@ -84,25 +84,23 @@ class PresetController(Controller):
         self, request: Request[Any, Any, Any], preset_id: str, data: UpdatePresetBody
     ) -> Response[bytes]:
         changes: dict[str, Any] = msgspec.to_builtins(data)
-        expected = changes.pop("expectedVersion", None)
-        header_version = commands.if_match(request)
-        expected = header_version if header_version is not None else expected
+        expected = commands.expected_version(request, changes)
         reply = await commands.send(
             request, "presets", "update", {"id": preset_id, "changes": changes, "expected_version": expected}
         )
-        return ok(reply.result, headers=version_headers(reply.version))
+        return commands.written(reply)
 
     @delete("/{preset_id:str}", status_code=200)
     async def delete_preset(self, request: Request[Any, Any, Any], preset_id: str) -> Response[bytes]:
         reply = await commands.send(
             request, "presets", "delete", {"id": preset_id, "expected_version": commands.if_match(request)}
         )
-        return ok(reply.result)
+        return commands.written(reply)
 
     @post("/{preset_id:str}/set-default", status_code=200)
     async def set_default(self, request: Request[Any, Any, Any], preset_id: str) -> Response[bytes]:
         reply = await commands.send(request, "presets", "set_default", {"id": preset_id})
-        return ok(reply.result)
+        return commands.written(reply)
 
     @post("/{preset_id:str}/copy", status_code=201)
     async def copy_preset(
@@ -111,7 +109,7 @@ class PresetController(Controller):
         reply = await commands.send(
             request, "presets", "copy", {"id": preset_id, "new_id": data.new_id, "new_name": data.new_name}
         )
-        return ok(reply.result, status=201)
+        return commands.written(reply, status=201)
 
     @get("/{preset_id:str}/export")
     async def export_preset(
@@ -133,7 +131,7 @@ class PresetController(Controller):
     async def import_presets(self, request: Request[Any, Any, Any], overwrite: bool = False) -> Response[bytes]:
         documents = await read_import(request)
         reply = await commands.send(request, "presets", "import", {"presets": documents, "overwrite": overwrite})
-        return ok(reply.result)
+        return commands.written(reply)
 
 
 async def read_import(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:

@@ -110,7 +110,7 @@ class ToolController(Controller):
     async def put_dangerous(self, request: Request[Any, Any, Any], data: DangerousBody) -> Response[bytes]:
         payload = {"tools": data.tools, "allow_dangerous": data.allow_dangerous}
         reply = await commands.send(request, "tools", "set_dangerous", payload)
-        return ok(reply.result)
+        return commands.written(reply)
 
     @post("/dangerous/toggle", status_code=200)
     async def toggle_dangerous(self, request: Request[Any, Any, Any], data: DangerousToggleBody) -> Response[bytes]:
@@ -129,13 +129,13 @@ class ToolController(Controller):
         reply = await commands.send(
             request, "tools", "toggle_category", {"category": data.category, "enabled": data.enabled}
         )
-        return ok(reply.result)
+        return commands.written(reply)
 
     @put("/category/{category:str}/toggle")
     async def toggle_category(self, request: Request[Any, Any, Any], category: str) -> Response[bytes]:
         enabled = await _enabled_flag(request)
         reply = await commands.send(request, "tools", "toggle_category", {"category": category, "enabled": enabled})
-        return ok(reply.result)
+        return commands.written(reply)
 
     @post("/call", status_code=200)
     async def call(self, request: Request[Any, Any, Any], data: CallBody) -> Response[bytes]:

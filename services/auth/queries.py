@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from bus.db import fetch_page
 from schemas.auth import LoginLinkInfo, UserInfo
 from services.auth.domain import LOCKOUT_WINDOW_SECONDS
 
@@ -78,15 +79,16 @@ async def list_links(
     conn: asyncpg.Connection | asyncpg.Pool, username: str, *, page: int, page_size: int
 ) -> tuple[list[LoginLinkInfo], int]:
     """The user's links that still work: not revoked, not expired, not voided by a password change."""
-    rows = await conn.fetch(
-        """SELECT l.jti, l.created_at, l.permanent, l.expires_at, count(*) OVER () AS total
+    rows, total = await fetch_page(
+        conn,
+        """SELECT l.jti, l.created_at, l.permanent, l.expires_at
            FROM login_links l JOIN users u ON u.username = l.username
            WHERE l.username = $1 AND l.revoked_at IS NULL AND l.expires_at > now()
-             AND l.password_epoch >= u.password_epoch
-           ORDER BY l.created_at DESC, l.jti LIMIT $2 OFFSET $3""",
-        username,
-        page_size,
-        (page - 1) * page_size,
+             AND l.password_epoch >= u.password_epoch""",
+        [username],
+        order_by="created_at DESC, jti",
+        page=page,
+        page_size=page_size,
     )
     items = [
         LoginLinkInfo(
@@ -97,4 +99,4 @@ async def list_links(
         )
         for r in rows
     ]
-    return items, int(rows[0]["total"]) if rows else 0
+    return items, total

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from bus.db import fetch_page
 from schemas.channels import Channel
 
 _SELECT = "SELECT * FROM channels"
@@ -51,16 +52,12 @@ async def list_channels(
     sort_by: str = "priority",
     order: str = "asc",
     page: int = 1,
-    page_size: int = 100,
+    page_size: int = 20,
 ) -> tuple[list[Channel], int]:
     direction = "DESC" if order == "desc" else "ASC"
-    rows = await conn.fetch(
-        f"SELECT *, count(*) OVER () AS _total FROM channels ORDER BY {SORTABLE[sort_by]} {direction}, id"
-        " LIMIT $1 OFFSET $2",
-        page_size,
-        (page - 1) * page_size,
+    rows, total = await fetch_page(
+        conn, "SELECT * FROM channels", order_by=f"{SORTABLE[sort_by]} {direction}, id", page=page, page_size=page_size
     )
-    total = rows[0]["_total"] if rows else int(await conn.fetchval("SELECT count(*) FROM channels"))
     return [row_to_channel(r) for r in rows], total
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from bus.db import fetch_page
+
 
 def _conversation(row: asyncpg.Record) -> dict[str, Any]:
     return {
@@ -48,20 +50,17 @@ async def list_conversations(
     page: int,
     page_size: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    rows = await conn.fetch(
-        """SELECT *, count(*) OVER () AS total FROM conversations
+    rows, total = await fetch_page(
+        conn,
+        """SELECT * FROM conversations
            WHERE ($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR group_id = $2)
-             AND ($3::text IS NULL OR platform = $3)
-           ORDER BY updated_at DESC, id LIMIT $4 OFFSET $5""",
-        user_id,
-        group_id,
-        platform,
-        page_size,
-        (page - 1) * page_size,
+             AND ($3::text IS NULL OR platform = $3)""",
+        [user_id, group_id, platform],
+        order_by="updated_at DESC, id",
+        page=page,
+        page_size=page_size,
     )
-    if rows:
-        return [_conversation(r) for r in rows], rows[0]["total"]
-    return [], 0
+    return [_conversation(r) for r in rows], total
 
 
 async def messages(

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from bus.db import fetch_page
 from services.config.domain import ConfigState
 
 
@@ -25,13 +26,13 @@ async def at_version(conn: asyncpg.Connection | asyncpg.Pool, version: int) -> C
 async def history(
     conn: asyncpg.Connection | asyncpg.Pool, *, page: int, page_size: int
 ) -> tuple[list[dict[str, Any]], int]:
-    rows = await conn.fetch(
-        """SELECT version, paths, kind, rolled_back_to, actor, request_id, changed_at, count(*) OVER () AS total
-           FROM config_versions ORDER BY version DESC LIMIT $1 OFFSET $2""",
-        page_size,
-        (page - 1) * page_size,
+    rows, total = await fetch_page(
+        conn,
+        "SELECT version, paths, kind, rolled_back_to, actor, request_id, changed_at FROM config_versions",
+        order_by="version DESC",
+        page=page,
+        page_size=page_size,
     )
-    total = rows[0]["total"] if rows else int(await conn.fetchval("SELECT count(*) FROM config_versions"))
     items = [
         {
             "version": r["version"],

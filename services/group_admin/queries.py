@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from bus.db import fetch_page
+
 CODE_KEY_NAME = "groupcode"
 
 
@@ -28,17 +30,15 @@ async def get_group(conn: asyncpg.Connection | asyncpg.Pool, group_id: str) -> d
 async def list_groups(
     conn: asyncpg.Connection | asyncpg.Pool, *, only: str | None, page: int, page_size: int
 ) -> tuple[list[dict[str, Any]], int]:
-    rows = await conn.fetch(
-        """SELECT *, count(*) OVER () AS total FROM group_configs
-           WHERE $1::text IS NULL OR group_id = $1 ORDER BY group_id LIMIT $2 OFFSET $3""",
-        only,
-        page_size,
-        (page - 1) * page_size,
+    rows, total = await fetch_page(
+        conn,
+        "SELECT * FROM group_configs WHERE $1::text IS NULL OR group_id = $1",
+        [only],
+        order_by="group_id",
+        page=page,
+        page_size=page_size,
     )
-    if rows:
-        return [_item(r) for r in rows], rows[0]["total"]
-    total = await conn.fetchval("SELECT count(*) FROM group_configs WHERE $1::text IS NULL OR group_id = $1", only)
-    return [], int(total)
+    return [_item(r) for r in rows], total
 
 
 async def code_key(conn: asyncpg.Connection) -> bytes:

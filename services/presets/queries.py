@@ -7,6 +7,7 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
+from bus.db import fetch_page
 from schemas.presets import Preset
 from services.rules import escape_like
 
@@ -83,14 +84,12 @@ async def list_presets(
         where.append(f"(id ILIKE ${n} OR name ILIKE ${n} OR description ILIKE ${n} OR category ILIKE ${n})")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     direction = "DESC" if order == "desc" else "ASC"
-    params.extend([page_size, (page - 1) * page_size])
-    rows = await conn.fetch(
-        f"SELECT *, count(*) OVER () AS _total FROM ({_SELECT}{clause}) p"
-        f" ORDER BY {SORTABLE[sort_by]} {direction}, id {direction}"
-        f" LIMIT ${len(params) - 1} OFFSET ${len(params)}",
-        *params,
+    rows, total = await fetch_page(
+        conn,
+        f"{_SELECT}{clause}",
+        params,
+        order_by=f"{SORTABLE[sort_by]} {direction}, id {direction}",
+        page=page,
+        page_size=page_size,
     )
-    if rows:
-        return [row_to_preset(r) for r in rows], rows[0]["_total"]
-    total = await conn.fetchval(f"SELECT count(*) FROM presets{clause}", *params[:-2])
-    return [], total
+    return [row_to_preset(r) for r in rows], total

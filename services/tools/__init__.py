@@ -1,27 +1,61 @@
 """Tools (API.md §8, DESIGN.md "Tools and MCP"): the registry view over every tool source, the
-admin's settings, `cmd.tools.call` and the tool log."""
+admin's settings, `cmd.tools.call`, the tool log, and the MCP servers (configs as events, one
+`McpManager` per tools worker offered to the registry as the `mcp` source)."""
 
-from services.module import DomainModule, WorkerContext, combined, transactional
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+
+from bus.worker import CommandFn
+from services.module import DomainModule, WorkerContext, transactional
 from services.tools import domain, handlers, projection
 from services.tools.builtin import BuiltinSource
+from services.tools.mcp import store as mcp_store
+from services.tools.mcp.commands import McpCommands
+from services.tools.mcp.runtime import McpRuntime
 from services.tools.registry import SOURCE_FACTORIES, ToolRegistry
 from services.tools.service import ToolService
 
 
-def build_registry(ctx: WorkerContext) -> ToolRegistry:
-    """Built-ins first (never shadowed), then every registered source (MCP, plugins)."""
+def build_registry(ctx: WorkerContext, *extra: McpRuntime) -> ToolRegistry:
+    """Built-ins first (never shadowed), then this worker's MCP servers, then every registered source."""
     registry = ToolRegistry([BuiltinSource(ctx.store.pool)])
+    for source in extra:
+        registry.add_source(source)
     for factory in SOURCE_FACTORIES:
         registry.add_source(factory(ctx))
     return registry
 
 
+def start_mcp(ctx: WorkerContext) -> McpRuntime:
+    """The worker's MCP runtime, started now (the handler factory runs in the worker's event loop) and
+    stopped with the worker process (its stdio servers are child processes)."""
+    runtime = McpRuntime(ctx.store.pool, ctx.nc)
+    starting = asyncio.get_running_loop().create_task(runtime.start(), name="mcp-start")
+
+    async def stop() -> None:
+        with contextlib.suppress(Exception):
+            await starting
+        await runtime.stop()
+
+    ctx.on_stop.append(stop)
+    return runtime
+
+
+def worker_handlers(ctx: WorkerContext) -> Mapping[str, CommandFn]:
+    mcp = start_mcp(ctx)
+    return {
+        **transactional(handlers.HANDLERS)(ctx),
+        **ToolService(ctx.store, ctx.nc, ctx.config, build_registry(ctx, mcp)).handlers(),
+        **McpCommands(ctx.store, mcp).handlers(),
+    }
+
+
 MODULE = DomainModule(
     name="tools",
     events=domain.EVENTS,
-    handlers=combined(
-        transactional(handlers.HANDLERS),
-        lambda ctx: ToolService(ctx.store, ctx.nc, ctx.config, build_registry(ctx)).handlers(),
-    ),
-    projections=(projection.PROJECTION,),
+    handlers=worker_handlers,
+    projections=(projection.PROJECTION, mcp_store.PROJECTION),
 )

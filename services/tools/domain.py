@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bus.events import EventCatalog
+from schemas.mcp import McpServerAdded, McpServerRemoved, McpServerUpdated
 from schemas.tools import (
     SetDangerous,
     ToolCalled,
@@ -15,7 +16,16 @@ from schemas.tools import (
     ToolToggled,
 )
 
-EVENTS = EventCatalog.of("tools", ToolToggled, ToolCategoryToggled, ToolDangerousSet, ToolCalled)
+EVENTS = EventCatalog.of(
+    "tools",
+    ToolToggled,
+    ToolCategoryToggled,
+    ToolDangerousSet,
+    ToolCalled,
+    McpServerAdded,
+    McpServerUpdated,
+    McpServerRemoved,
+)
 SETTINGS_STREAM = "tools-settings"
 CALL_PREFIX = "toolcall-"
 

@@ -78,7 +78,7 @@ async def test_every_table_in_the_database_is_a_read_table_or_known(stack: Stack
     finally:
         await conn.close()
     assert names - set(NOT_READ_TABLES) == set(TABLES)
-    assert len(TABLES) == 14
+    assert len(TABLES) == 15
 
 
 async def fill_every_read_table(stack: Stack, fake: FakeProvider) -> None:
@@ -118,6 +118,12 @@ async def fill_every_read_table(stack: Stack, fake: FakeProvider) -> None:
     assert r.status_code == 200, r.text
     r = await c.post("/api/tools/call", json={"name": "calculate", "args": {"expression": "6*7"}})
     assert r.status_code == 200, r.text
+    # MCP servers: added (a sealed header), updated, and one added then removed
+    for name in ("kept", "gone"):
+        body = {"name": name, "url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "k-123456789"}, "enabled": False}
+        assert (await c.post("/api/mcp/servers", json=body)).status_code == 201
+    assert (await c.put("/api/mcp/servers/kept", json={"timeout": 5})).status_code == 200
+    assert (await c.delete("/api/mcp/servers/gone")).status_code == 200
     # auth: a login link, a revoked token and failed logins
     assert (await c.post("/api/auth/links", json={"permanent": True})).status_code == 201
     assert (await stack.client(token=await stack.login()).post("/api/logout")).status_code == 200

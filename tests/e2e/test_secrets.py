@@ -211,6 +211,8 @@ async def test_rotate_reencrypts_by_appending_events(stack: Stack, database: str
         async with FakeProvider("openai") as fake:
             assert (await c.post("/api/channels", json=channel_body(fake))).status_code == 201
             assert (await c.put("/api/bot/config", json={"token": BOT_TOKEN})).status_code == 200
+            mcp = {"name": "m", "url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "mcp-secret-1"}, "enabled": False}
+            assert (await c.post("/api/mcp/servers", json=mcp)).status_code == 201
             env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBUS_")}
             env |= {"CHATBUS_DATABASE_URL": database, "CHATBUS_DATA_DIR": str(tmp_path)}
             done = subprocess.run(
@@ -222,6 +224,7 @@ async def test_rotate_reencrypts_by_appending_events(stack: Stack, database: str
             )
             assert done.returncode == 0, done.stderr
             assert "re-encrypted 3 secret fields of 1 channels and 1 config secrets" in done.stdout, done.stdout
+            assert "; 1 MCP servers" in done.stdout, done.stdout
             keyring = json.loads((tmp_path / crypto.KEYRING_FILE).read_text())
             assert len(keyring["keys"]) == 2 and keyring["current"] != old_kid
             assert (tmp_path / crypto.KEYRING_FILE).stat().st_mode & 0o777 == 0o600
@@ -231,12 +234,14 @@ async def test_rotate_reencrypts_by_appending_events(stack: Stack, database: str
             async with stack.workers[0].pool.acquire() as conn:
                 row = await conn.fetchval("SELECT c::text FROM channels c")
                 config = await conn.fetchval("SELECT document::text FROM config_versions ORDER BY version DESC LIMIT 1")
+                server = await conn.fetchval("SELECT config::text FROM mcp_servers")
                 last = await conn.fetchrow(
                     "SELECT event_type, data::text AS data, metadata FROM events"
                     " WHERE stream_id = 'channel-secret' ORDER BY stream_version DESC LIMIT 1"
                 )
             assert f"$enc:v1:{new_kid}:" in row and old_kid not in row
             assert f"$enc:v1:{new_kid}:" in config and old_kid not in config
+            assert f"$enc:v1:{new_kid}:" in server and old_kid not in server
             assert last["event_type"] == "ChannelUpdated" and old_kid not in last["data"]
             assert_clear_of_secrets("after rotation", await dump(stack))
 
