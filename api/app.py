@@ -123,7 +123,7 @@ def create_app(config: EdgeConfig) -> Litestar:
         )
         onebot = app.state["onebot"] = OneBotGateway(nc, config.instance_id)
         await onebot.start()
-        heartbeat = Heartbeat(nc, "edge", instance_id=config.instance_id)
+        heartbeat = app.state["heartbeat"] = Heartbeat(nc, "edge", instance_id=config.instance_id)
         await heartbeat.start()
         try:
             yield

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 
 from bus import subjects
 
@@ -37,7 +38,7 @@ class EventHub:
         self.nc = nc
         self._listeners: set[asyncio.Queue[HubEvent | None]] = set()
         self._callbacks: list[Callable[[HubEvent], None]] = []
-        self._sub: object | None = None
+        self._sub: JetStreamContext.PushSubscription | None = None
 
     async def start(self) -> None:
         js = self.nc.jetstream()
@@ -52,7 +53,7 @@ class EventHub:
         self._sub = None
         if sub is not None:
             try:
-                await sub.unsubscribe()  # type: ignore[attr-defined]
+                await sub.unsubscribe()
             except Exception:
                 log.debug("hub unsubscribe failed", exc_info=True)
 

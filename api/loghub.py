@@ -93,4 +93,5 @@ class LogHub:
 
 
 def loghub_of(connection: ASGIConnection[Any, Any, Any, Any]) -> LogHub:
-    return connection.app.state["loghub"]
+    hub: LogHub = connection.app.state["loghub"]
+    return hub

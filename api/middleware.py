@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.envelope import encode, error_body
@@ -63,7 +63,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
             return
         headers = verdict.headers()
         if not verdict.allowed:
-            retry_after = max(1, verdict.reset - int(time.time()))
+            retry_after = verdict.retry_after
             body = error_body(
                 "RATE_LIMITED", f"rate limit of {verdict.limit} requests per minute reached; retry in {retry_after}s"
             )
@@ -83,7 +83,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
 async def _refuse(
     scope: Scope, send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
 ) -> None:
-    if scope["type"] == "websocket":
+    if scope["type"] == ScopeType.WEBSOCKET:
         # Refused before accept: the client sees the handshake fail (HTTP 403 from the server).
         await send({"type": "websocket.close", "code": 1013 if status == 503 else 1008, "reason": body["message"]})
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ class Verdict:
     limit: int
     remaining: int
     reset: int  # epoch seconds at which the window ends
+    retry_after: int  # whole seconds from the count until `reset`, at least 1
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [
@@ -53,15 +55,17 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, nc: NATS) -> None:
+    def __init__(self, nc: NATS, clock: Callable[[], float] = time.time) -> None:
         self.nc = nc
+        # The wall clock the windows are cut from; a test sets it to place requests in a window.
+        self.clock = clock
         self._last_failure_log = 0.0
 
     async def hit(self, client_key: str, limit: int) -> Verdict | None:
         """Count one request; None when the limiter is off or cannot count (it fails open)."""
         if limit <= 0:
             return None
-        now = time.time()
+        now = self.clock()
         window = int(now // WINDOW)
         reset = (window + 1) * WINDOW
         digest = hashlib.blake2b(client_key.encode(), digest_size=12).hexdigest()
@@ -78,4 +82,4 @@ class RateLimiter:
                 self._last_failure_log = now
                 log.warning("rate limiter cannot count (%r); letting requests through", exc)
             return None
-        return Verdict(count <= limit, limit, max(0, limit - count), reset)
+        return Verdict(count <= limit, limit, max(0, limit - count), reset, max(1, reset - int(now)))

@@ -75,7 +75,7 @@ async def require_admin(connection: ASGIConnection[Any, Any, Any, Any], handler:
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    principal = connection.scope.get("state", {}).get("principal")
+    principal: Principal | None = connection.scope.get("state", {}).get("principal")
     if principal is None:
         raise ApiError("AUTH_REQUIRED", "authentication required")
     return principal

@@ -34,4 +34,5 @@ class Edge:
 
 
 def edge_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Edge:
-    return connection.app.state["edge"]
+    edge: Edge = connection.app.state["edge"]
+    return edge

@@ -1,5 +1,8 @@
 """Liveness of every process for /api/system/status: a heartbeat every few seconds into the NATS KV
-bucket `instances`, whose entries expire, so a killed process disappears by itself."""
+bucket `instances`, whose entries expire, so a killed process disappears by itself. A reader also
+drops an entry whose last heartbeat is older than the TTL by its own `clock` (the same rule, judged
+where it is read; hosts' clocks agree to well under the TTL), which is what lets a test reach the TTL
+by moving the clock instead of waiting for it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +28,9 @@ log = logging.getLogger("chatbus.heartbeat")
 BUCKET = "instances"
 TTL_SECONDS = 15.0
 INTERVAL_SECONDS = 5.0
+
+# The wall clock heartbeats are stamped with and liveness is judged by; tests replace it.
+clock: Callable[[], float] = time.time
 
 
 class ChildStatus(msgspec.Struct, rename="camel"):
@@ -59,7 +66,13 @@ async def instances_bucket(nc: NATS) -> KeyValue:
         return await js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=TTL_SECONDS, storage=StorageType.MEMORY))
 
 
+def is_live(instance: Instance, now: float) -> bool:
+    """Whether `instance` beat within the TTL before `now` (epoch seconds)."""
+    return now - datetime.fromisoformat(instance.last_heartbeat).timestamp() < TTL_SECONDS
+
+
 async def live_instances(nc: NATS) -> list[Instance]:
+    now = clock()
     kv = await instances_bucket(nc)
     try:
         keys = await kv.keys()
@@ -70,7 +83,9 @@ async def live_instances(nc: NATS) -> list[Instance]:
         with contextlib.suppress(NotFoundError):
             entry = await kv.get(key)
             if entry.value:
-                found.append(msgspec.json.decode(entry.value, type=Instance))
+                instance = msgspec.json.decode(entry.value, type=Instance)
+                if is_live(instance, now):
+                    found.append(instance)
     return sorted(found, key=lambda i: (i.role, i.instance_id))
 
 
@@ -102,7 +117,7 @@ class Heartbeat:
             host=socket.gethostname(),
             pid=os.getpid(),
             started_at=self.started_at,
-            last_heartbeat=datetime.now(UTC).isoformat(),
+            last_heartbeat=datetime.fromtimestamp(clock(), UTC).isoformat(),
             domain=self.domain,
             children=self.children() if self.children is not None else None,
         )

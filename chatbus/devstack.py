@@ -14,11 +14,19 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import quote
 
 PG_USER = "pgserver"  # postgres refuses to run as root; pgserver's own convention
 NATS_USER = "chatbus"
 PG_SUPERUSER = "postgres"
+
+
+class RunAs(TypedDict, total=False):
+    """The uid/gid Postgres runs as when we are root (empty otherwise): `subprocess` and `os.chown` take them."""
+
+    user: int
+    group: int
 
 
 def secret_file(data_dir: Path) -> Path:
@@ -163,7 +171,7 @@ class EmbeddedPostgres:
     def _bin(self, name: str) -> str:
         return str(_pg_bin_path() / name)
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> RunAs:
         if os.name == "posix" and os.geteuid() == 0:
             bin_path = _pg_bin_path()  # first: imports pgserver without its warning
             from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
@@ -177,15 +185,15 @@ class EmbeddedPostgres:
             return {"user": entry.pw_uid, "group": entry.pw_gid}
         return {}
 
-    def _initdb(self, as_user: dict[str, object]) -> None:
+    def _initdb(self, as_user: RunAs) -> None:
         # The superuser's password is set by initdb itself, from a file only its user can read.
         with tempfile.TemporaryDirectory(prefix="chatbus-initdb-") as tmp:
             pwfile = Path(tmp) / "pw"
             pwfile.write_text(self.password + "\n")
             os.chmod(pwfile, 0o600)
             if as_user:
-                os.chown(tmp, as_user["user"], as_user["group"])  # type: ignore[arg-type]
-                os.chown(pwfile, as_user["user"], as_user["group"])  # type: ignore[arg-type]
+                os.chown(tmp, as_user["user"], as_user["group"])
+                os.chown(pwfile, as_user["user"], as_user["group"])
             subprocess.run(
                 [
                     self._bin("initdb"),
@@ -199,10 +207,10 @@ class EmbeddedPostgres:
                 ],
                 check=True,
                 capture_output=True,
-                **as_user,  # type: ignore[call-overload]
+                **as_user,
             )
 
-    def _write_hba(self, method: str, as_user: dict[str, object]) -> None:
+    def _write_hba(self, method: str, as_user: RunAs) -> None:
         hba = self.data_dir / "pg_hba.conf"
         hba.write_text(
             "# written by chatbus at every start: TCP from this machine only, with the password\n"
@@ -211,7 +219,7 @@ class EmbeddedPostgres:
         )
         os.chmod(hba, 0o600)
         if as_user:
-            os.chown(hba, as_user["user"], as_user["group"])  # type: ignore[arg-type]
+            os.chown(hba, as_user["user"], as_user["group"])
 
     def start(self) -> str:
         _private_dir(self.data_dir)
@@ -249,7 +257,7 @@ class EmbeddedPostgres:
             stdout=log,
             stderr=log,
             start_new_session=True,
-            **as_user,  # type: ignore[call-overload]
+            **as_user,
         )
         _wait_port(self.port, self.proc, "postgres")
         if upgrade:

@@ -12,6 +12,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -180,17 +181,17 @@ class EdgeServer:
         await self.task
 
 
-def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: object) -> EdgeConfig:
+def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: Any) -> EdgeConfig:
     return EdgeConfig(
         nats_url=nats_url,
         database_url=dsn,
         jwt_secret=jwt_secret,
         instance_id=instance_id("edge"),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
-def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: object) -> uvicorn.Config:
+def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: Any) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(config),
         host=host,
@@ -208,7 +209,7 @@ def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: object) -
         # The client address is ours to decide (api.security.client_ip trusts X-Forwarded-For only from
         # CHATBUS_TRUSTED_PROXIES); uvicorn's own handling would rewrite it from any local peer first.
         proxy_headers=False,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

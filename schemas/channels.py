@@ -97,7 +97,7 @@ class ProviderBody(msgspec.Struct, kw_only=True):
 class Channel(msgspec.Struct, rename="camel", kw_only=True):
     id: str
     name: str
-    adapter_type: str
+    adapter_type: AdapterType
     base_url: str
     api_key: str | None
     api_keys: list[dict[str, Any]]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 
+import nats.errors
+from nats.aio.client import Client as NATS
+
 from bus import crypto
+from tests.waiting import WaitTimeout, wait_until
 
 
 def spawn(role: list[str], nats_url: str, dsn: str, **env: str) -> subprocess.Popen[bytes]:
@@ -31,25 +35,20 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if it has not exited after 10 s (a test that stops a role still ends)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-    for _ in range(100):
-        if proc.poll() is not None:
-            return
-        await asyncio.sleep(0.1)
+    with contextlib.suppress(WaitTimeout):
+        await wait_until(lambda: proc.poll() is not None, timeout=10, interval=0.1)
     kill(proc)
 
 
-async def wait_for_responders(nc, subject: str, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+async def wait_for_responders(nc: NATS, subject: str, timeout: float = 20) -> None:
     """Until some process answers on `subject` (any reply, even an error, means it is up)."""
-    import nats.errors
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            await nc.request(subject, b"{}", timeout=0.5)
-            return
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
+    await wait_until(
+        lambda: nc.request(subject, b"{}", timeout=0.5),
+        timeout=timeout,
+        interval=0.1,
+        message=f"a responder on {subject}",
+        retry_on=(nats.errors.NoRespondersError, nats.errors.TimeoutError),
+    )

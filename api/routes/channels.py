@@ -23,7 +23,8 @@ PROBE_TIMEOUT = 130.0
 
 
 def masked(channel: Any) -> dict[str, Any]:
-    return mask(queries.to_builtins(channel))
+    view: dict[str, Any] = mask(queries.to_builtins(channel))
+    return view
 
 
 def provider_view(channel: dict[str, Any]) -> dict[str, Any]:

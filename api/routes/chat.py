@@ -55,7 +55,8 @@ def _payload(body: ChatBody, conversation_id: str) -> dict[str, Any]:
 
 async def chat_once(request: Request[Any, Any, Any], payload: dict[str, Any]) -> dict[str, Any]:
     reply = await commands.send(request, "chat", "send", payload, timeout=edge_of(request).config.chat_timeout)
-    return reply.result
+    result: dict[str, Any] = reply.result
+    return result
 
 
 async def stream_turn(

@@ -36,7 +36,8 @@ def _to_patch(body: dict[str, Any]) -> dict[str, Any]:
 
 async def _update(request: Request[Any, Any, Any], patch: dict[str, Any], expected: int | None) -> dict[str, Any]:
     reply = await commands.send(request, "config", "update", {"patch": patch, "expected_version": expected})
-    return reply.result
+    result: dict[str, Any] = reply.result
+    return result
 
 
 class ConfigController(Controller):

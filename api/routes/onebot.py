@@ -14,6 +14,7 @@ from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketDisconnect
 
 from api.onebot import BotConnection, OneBotGateway
@@ -27,7 +28,7 @@ AUTH_TIMEOUT = 5.0
 
 def is_bot(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     """A OneBot client on `/ws`: it names its account in `X-Self-ID` (a panel never does)."""
-    return connection.scope["type"] == "websocket" and bool(connection.headers.get("x-self-id"))
+    return connection.scope["type"] == ScopeType.WEBSOCKET and bool(connection.headers.get("x-self-id"))
 
 
 def bot_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -39,7 +40,8 @@ def bot_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 
 def gateway_of(connection: ASGIConnection[Any, Any, Any, Any]) -> OneBotGateway:
-    return connection.app.state["onebot"]
+    gateway: OneBotGateway = connection.app.state["onebot"]
+    return gateway
 
 
 async def _authenticate(socket: WebSocket[Any, Any, Any], self_id: str) -> str | None:

@@ -43,7 +43,7 @@ class ChannelState:
     id: str
     exists: bool = False
     fields: dict[str, Any] = field(default_factory=dict)
-    status: str = "idle"
+    status: ChannelStatus = "idle"
     consecutive_failures: int = 0
     cooldown_until: float | None = None
     version: int = 0
@@ -84,7 +84,8 @@ def validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
                 f"invalid channel: {name} is not a usable URL",
                 details=[{"field": name, "reason": "not a valid http(s) URL with a host"}],
             )
-    return msgspec.to_builtins(fields)
+    builtins: dict[str, Any] = msgspec.to_builtins(fields)
+    return builtins
 
 
 def _valid_url(url: str) -> bool:
@@ -152,12 +153,12 @@ def decide_health(
                 tested_at=now if tested else None,
             )
         ]
-    status = "error" if failures >= ERROR_AFTER_FAILURES or tested else state.status
+    status: ChannelStatus = "error" if failures >= ERROR_AFTER_FAILURES or tested else state.status
     if status in ("idle", "cooldown"):  # a failure after the cooldown ended: in use again, not cooling
         status = "active"
     return [
         ChannelStatusChanged(
-            status=status,  # type: ignore[arg-type]
+            status=status,
             last_error=error,
             consecutive_failures=failures,
             tested_at=now if tested else None,

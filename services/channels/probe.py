@@ -39,7 +39,7 @@ def target_of(channel: Channel, *, saved: bool = True) -> ProviderTarget:
     reveal = crypto.reveal if saved else str
     proxy = reveal(channel.proxy) if channel.proxy else channel.proxy
     return ProviderTarget(
-        adapter_type=channel.adapter_type,  # type: ignore[arg-type]
+        adapter_type=channel.adapter_type,
         base_url=adapter.normalize_base_url(channel.base_url),
         api_key=reveal(pick_key(channel) or ""),
         connect_timeout_ms=int(channel.timeout.get("connect", 10_000)),

@@ -67,7 +67,8 @@ async def enabled_channels(conn: asyncpg.Connection | asyncpg.Pool) -> list[Chan
 
 
 def to_builtins(channel: Channel) -> dict[str, Any]:
-    return msgspec.to_builtins(channel)
+    builtins: dict[str, Any] = msgspec.to_builtins(channel)
+    return builtins
 
 
 EMPTY_STATS: dict[str, Any] = {

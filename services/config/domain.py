@@ -21,7 +21,8 @@ _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
 
 
 def defaults() -> dict[str, Any]:
-    return msgspec.to_builtins(ConfigDocument())
+    document: dict[str, Any] = msgspec.to_builtins(ConfigDocument())
+    return document
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 def patch_for_path(path: str, value: Any) -> dict[str, Any]:
     """`a.b.c` = v  ->  {"a": {"b": {"c": v}}}"""
-    patch: Any = value
-    for part in reversed(path.split(".")):
+    *parents, leaf = path.split(".")
+    patch: dict[str, Any] = {leaf: value}
+    for part in reversed(parents):
         patch = {part: patch}
     return patch
 
@@ -62,7 +64,8 @@ def validate(document: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise DomainError("SECTION_NOT_FOUND", f"unknown config section '{unknown[0]}'", details=[{"path": unknown[0]}])
     try:
-        return msgspec.to_builtins(msgspec.convert(document, ConfigDocument))
+        normalised: dict[str, Any] = msgspec.to_builtins(msgspec.convert(document, ConfigDocument))
+        return normalised
     except msgspec.ValidationError as exc:
         message = str(exc)
         at = _AT_PATH.search(message)

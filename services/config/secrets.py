@@ -28,7 +28,8 @@ def _walk(node: Any, one: Callable[[str, str], str], path: str = "") -> Any:
 def seal_document(document: dict[str, Any]) -> dict[str, Any]:
     """Plaintext secrets sealed; values already sealed (kept from the stored document) stay as they are."""
     # The keyring is asked for only when there is a secret: a document without one needs no key.
-    return _walk(document, lambda _p, v: v if is_sealed(v) else crypto.seal(v, str(mask_value(v))))
+    sealed: dict[str, Any] = _walk(document, lambda _p, v: v if is_sealed(v) else crypto.seal(v, str(mask_value(v))))
+    return sealed
 
 
 def reseal_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

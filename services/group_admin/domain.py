@@ -83,7 +83,8 @@ def evolve_code(state: CodeState, event: GroupAdminEvent) -> CodeState:
 
 def validate_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     try:
-        return msgspec.to_builtins(msgspec.convert(overrides, GroupOverrides))
+        normalised: dict[str, Any] = msgspec.to_builtins(msgspec.convert(overrides, GroupOverrides))
+        return normalised
     except msgspec.ValidationError as exc:
         message = str(exc)
         path = message.split("at `$.", 1)[1].rstrip("`") if "at `$." in message else ""

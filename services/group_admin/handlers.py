@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -17,6 +17,9 @@ from services.channels import queries as channel_queries
 from services.group_admin import domain, queries
 from services.group_admin.domain import CodeState, GroupState
 from services.presets import queries as preset_queries
+
+# The wall clock codes are issued and redeemed by (the deciders take `now`); tests replace it.
+clock: Callable[[], float] = time.time
 
 
 async def load_group(conn: asyncpg.Connection, group_id: str) -> GroupState:
@@ -69,7 +72,7 @@ async def issue_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Dec
     code = domain.new_code()
     stream = domain.code_stream(code, await queries.code_key(conn))
     existing = await fold_stream(conn, stream, CodeState(), domain.evolve_code, domain.EVENTS)
-    events = domain.decide_issue(existing, cmd.group_id, cmd.issued_by, time.time())
+    events = domain.decide_issue(existing, cmd.group_id, cmd.issued_by, clock())
     expires_at = events[0].expires_at
     return Decision(_append(stream, 0, events), result={"code": code, "groupId": cmd.group_id, "expiresAt": expires_at})
 
@@ -78,7 +81,7 @@ async def redeem_code(conn: asyncpg.Connection, envelope: CommandEnvelope) -> De
     cmd = payload_of(envelope, RedeemGroupCode)
     stream = domain.code_stream(cmd.code, await queries.code_key(conn))
     state = await fold_stream(conn, stream, CodeState(), domain.evolve_code, domain.EVENTS)
-    events = domain.decide_redeem(state, time.time())
+    events = domain.decide_redeem(state, clock())
     return Decision(_append(stream, 1, events), result={"groupId": state.group_id})
 
 

@@ -79,7 +79,8 @@ def validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
         fields = msgspec.convert(raw, PresetFields)
     except msgspec.ValidationError as exc:
         raise DomainError("VALIDATION_ERROR", f"invalid preset: {exc}", details=[str(exc)]) from exc
-    return msgspec.to_builtins(fields)
+    builtins: dict[str, Any] = msgspec.to_builtins(fields)
+    return builtins
 
 
 def derive_id(name: str) -> str:

@@ -11,6 +11,7 @@ import httpx
 from tests.e2e.test_presets import envelope_error
 from tests.fakes.llm import FakeProvider, reply, status, stream
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 
 async def add_channel(c: httpx.AsyncClient, fake: FakeProvider, channel_id: str, **extra: Any) -> None:
@@ -242,13 +243,14 @@ async def test_a_client_that_leaves_mid_stream_does_not_stop_the_reply(stack: St
             async for line in r.aiter_lines():
                 if line.startswith("data: ") and json.loads(line[6:])["type"] == "content":
                     break  # the client goes away after the first token
-        async with asyncio.timeout(10):
-            while True:
-                # The user message commits while the first tokens already flow: the conversation may
-                # not be readable yet when the client leaves.
-                r = await c.get("/api/conversations/web:leaver")
-                if r.status_code == 200 and len(messages := r.json()["data"]["messages"]) == 2:
-                    break
-                await asyncio.sleep(0.1)
+
+        async def both_messages() -> list[dict[str, Any]] | None:
+            # The user message commits while the first tokens already flow: the conversation may
+            # not be readable yet when the client leaves.
+            r = await c.get("/api/conversations/web:leaver")
+            found: list[dict[str, Any]] = r.json()["data"]["messages"] if r.status_code == 200 else []
+            return found if len(found) == 2 else None
+
+        messages = await wait_until(both_messages, interval=0.1, message="the reply stored after the client left")
         assert messages[1]["content"] == "".join(f"w{i} " for i in range(10))
         assert messages[1]["metadata"]["status"] == "ok"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bus import crypto
 from tests.e2e.test_presets import envelope_error
 from tests.stack import TEST_RATE_LIMIT, Stack
+from tests.waiting import wait_until
 
 
 async def test_get_put_deep_merge_and_path_value(stack: Stack) -> None:
@@ -136,7 +135,7 @@ async def test_secrets_are_masked_and_write_only(stack: Stack) -> None:
     assert "abcdefghijklmnop" not in stored and crypto.reveal(stored) == "sk-abcdefghijklmnop1234"
 
 
-async def test_a_change_reaches_every_edge_within_a_second(nats_url: str, database: str) -> None:
+async def test_a_change_is_pushed_to_every_edge_and_worker(nats_url: str, database: str) -> None:
     s = Stack(nats_url, database)
     await s.start(edges=2, workers=2)
     try:
@@ -147,9 +146,10 @@ async def test_a_change_reaches_every_edge_within_a_second(nats_url: str, databa
         version = r.json()["data"]["version"]
         caches = [edge.server.config.app.state["edge"].config_cache for edge in s.edges]  # type: ignore[attr-defined]
         caches += [worker.config for worker in s.workers]
-        async with asyncio.timeout(1.0):
-            while any(cache.version < version for cache in caches):
-                await asyncio.sleep(0.01)
+        # Bounded well under the caches' periodic re-read: the push, not a refresh, brings it.
+        await wait_until(
+            lambda: all(cache.version >= version for cache in caches), interval=0.01, message="every cache updated"
+        )
         assert all(cache.document.context.max_messages == 77 for cache in caches)
     finally:
         await s.stop()

@@ -12,6 +12,7 @@ from bus import nats_conn, subjects
 from bus.relay import CHECKPOINT
 from tests.procs import kill, spawn, stop, wait_for_responders
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +94,8 @@ async def test_a_command_whose_worker_dies_in_flight_is_503_not_a_timeout(nats_u
         await tx.start()
         await blocker.execute("LOCK TABLE events IN EXCLUSIVE MODE")
         request = asyncio.create_task(c.post("/api/presets", json={"id": "in-flight", "name": "x"}))
-        async with asyncio.timeout(30):
-            while not await blocker.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted"
-            ):
-                await asyncio.sleep(0.05)
+        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted"
+        await wait_until(lambda: blocker.fetchval(waiting), timeout=30, message="the worker's insert waits on the lock")
         kill(worker)
         async with asyncio.timeout(30):  # well under the edge's 60 s command timeout
             r = await request
@@ -134,9 +132,10 @@ async def test_relay_killed_mid_batch_republishes_without_duplicates(nats_url: s
     relay = spawn(["relay"], nats_url, database, CHATBUS_RELAY_BATCH="2000")
     try:
         # Kill it while the first batches are in flight: some published, not all checkpointed.
-        async with asyncio.timeout(30):
-            while (await js.stream_info(subjects.EVENTS_STREAM)).state.messages < 2500:
-                await asyncio.sleep(0.005)
+        async def some_published() -> bool:
+            return (await js.stream_info(subjects.EVENTS_STREAM)).state.messages >= 2500
+
+        await wait_until(some_published, timeout=30, interval=0.005, message="2500 events published")
         kill(relay)
         published = (await js.stream_info(subjects.EVENTS_STREAM)).state.messages
         checkpoint = await pool.fetchval("SELECT last_pos FROM checkpoints WHERE name = $1", CHECKPOINT) or 0
@@ -144,9 +143,11 @@ async def test_relay_killed_mid_batch_republishes_without_duplicates(nats_url: s
         assert published < total
 
         relay = spawn(["relay"], nats_url, database, CHATBUS_RELAY_BATCH="2000")
-        async with asyncio.timeout(60):
-            while await pool.fetchval("SELECT last_pos FROM checkpoints WHERE name = $1", CHECKPOINT) != total:
-                await asyncio.sleep(0.05)
+
+        async def all_checkpointed() -> bool:
+            return await pool.fetchval("SELECT last_pos FROM checkpoints WHERE name = $1", CHECKPOINT) == total
+
+        await wait_until(all_checkpointed, timeout=60, message="the restarted relay checkpoints every event")
         info = await js.stream_info(subjects.EVENTS_STREAM)
         assert info.state.messages == total  # JetStream dropped every republished copy
 

@@ -207,11 +207,12 @@ async def test_a_requests_log_lines_carry_its_request_id(stack: Stack, pipeline:
     r = await c.post("/api/presets", json={"id": "logged", "name": "Again"}, headers={"X-Request-ID": "my-req-42"})
     assert r.status_code >= 400 and r.headers["x-request-id"] == "my-req-42"
     code = r.json()["code"]
-    async with asyncio.timeout(10):
+
+    async def with_the_command_line() -> list[dict[str, Any]] | None:
         lines = await lines_of(c, "my-req-42", 1)
-        while not any(i["logger"] == "chatbus.commands" for i in lines):
-            await asyncio.sleep(0.1)
-            lines = await lines_of(c, "my-req-42", 1)
+        return lines if any(i["logger"] == "chatbus.commands" for i in lines) else None
+
+    lines = await wait_until(with_the_command_line, interval=0.1, message="the edge's line for my-req-42")
     assert [(i["logger"], i["message"]) for i in lines] == [("chatbus.commands", f"command presets.create -> {code}")]
     assert logs.current_request_id() is None  # the edge's request context never leaks into the test's
 

@@ -4,7 +4,6 @@ while a dependency is down, the system recovers by itself, and no acknowledged w
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -27,7 +26,6 @@ class Traffic:
         self.acknowledged: set[str] = set()
         self.failed: set[str] = set()
         self.stop = asyncio.Event()
-        self.last_success = 0.0
         self.n = 0
 
     async def run(self) -> None:
@@ -50,35 +48,29 @@ class Traffic:
                 status = 0  # counted as a failure: no request may hang, see the assertion below
             self.statuses[status] += 1
             (self.acknowledged if status == 201 else self.failed).add(key)
-            if status == 201:
-                self.last_success = time.monotonic()
             await asyncio.sleep(0.02)
 
 
-async def _outage(stack: Stack, stop: Callable[[], None], start: Callable[[], object]) -> tuple[Traffic, float]:
+async def _outage(stack: Stack, stop: Callable[[], None], start: Callable[[], object]) -> Traffic:
     c = await stack.admin()
     traffic = Traffic(c)
     # Several clients at once: one whose command was in flight when NATS went away waits for its
     # timeout (504), while the others see the outage as it is.
     task = asyncio.gather(*(traffic.run() for _ in range(3)))
-    await asyncio.sleep(1.0)
-    assert traffic.acknowledged, "traffic flows before the outage"
+    await wait_until(lambda: len(traffic.acknowledged) >= 10, message="traffic flows before the outage")
     stop()
-    down_since = time.monotonic()
-    await asyncio.sleep(3.0)
+    await wait_until(lambda: traffic.statuses[503] >= 3, timeout=30, message="the outage seen as 503s")
     health = await stack.client().get("/health")
     assert health.status_code == 503 and health.json()["data"]["status"] == "degraded"
     await asyncio.to_thread(start)
-    restarted = time.monotonic()
-    await wait_until(lambda: traffic.last_success >= restarted, timeout=30, message="a write after the restart")
-    recovery = time.monotonic() - restarted
-    await asyncio.sleep(0.5)
+    before = len(traffic.acknowledged)
+    # Recovery by itself: writes are acknowledged again, without anything restarted on our side.
+    await wait_until(lambda: len(traffic.acknowledged) >= before + 10, timeout=30, message="writes after the restart")
     traffic.stop.set()
     await task
-    assert traffic.statuses[503] > 0, f"the outage was seen as 503s: {traffic.statuses}"
     assert traffic.statuses[0] == 0 and traffic.statuses[500] == 0, traffic.statuses
-    print(f"\nrecovery after restart: {recovery:.2f}s (down {restarted - down_since:.1f}s) {dict(traffic.statuses)}")
-    return traffic, recovery
+    print(f"\n{dict(traffic.statuses)}")
+    return traffic
 
 
 async def _nothing_lost(stack: Stack, traffic: Traffic) -> None:
@@ -120,9 +112,8 @@ async def test_nats_restart_under_traffic(quick_stack: Stack, servers: Servers) 
     if servers.nats is None:
         pytest.skip("needs the embedded NATS server to stop and start it (CHATBUS_TEST_NATS_URL is set)")
     nats_server = servers.nats
-    traffic, recovery = await _outage(stack, nats_server.stop, nats_server.start)
+    traffic = await _outage(stack, nats_server.stop, nats_server.start)
     await _nothing_lost(stack, traffic)
-    assert recovery < 10
 
 
 async def test_postgres_restart_under_traffic(quick_stack: Stack, servers: Servers) -> None:
@@ -130,6 +121,5 @@ async def test_postgres_restart_under_traffic(quick_stack: Stack, servers: Serve
     if servers.pg is None:
         pytest.skip("needs the embedded Postgres server to stop and start it (CHATBUS_TEST_DATABASE_URL is set)")
     pg = servers.pg
-    traffic, recovery = await _outage(stack, pg.stop, pg.start)
+    traffic = await _outage(stack, pg.stop, pg.start)
     await _nothing_lost(stack, traffic)
-    assert recovery < 10

@@ -14,6 +14,7 @@ from schemas.envelope import Actor, CommandEnvelope, CommandReply, command_encod
 from tests.e2e.test_group_admin import issue_code_over_the_bus
 from tests.e2e.test_presets import envelope_error
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 
 async def bus_call(stack: Stack, payload: dict[str, Any], command_id: uuid.UUID | None = None) -> CommandReply:
@@ -34,12 +35,12 @@ async def bus_call(stack: Stack, payload: dict[str, Any], command_id: uuid.UUID 
 
 async def logs_of(c: Any, tool: str, expected: int) -> list[dict[str, Any]]:
     """The tool log (a projection written in the call's transaction), polled briefly all the same."""
-    async with asyncio.timeout(10):
-        while True:
-            data = (await c.get("/api/tools/logs", params={"toolName": tool})).json()["data"]
-            if data["total"] >= expected:
-                return list(data["items"])
-            await asyncio.sleep(0.05)
+
+    async def logged() -> list[dict[str, Any]] | None:
+        data = (await c.get("/api/tools/logs", params={"toolName": tool})).json()["data"]
+        return list(data["items"]) if data["total"] >= expected else None
+
+    return await wait_until(logged, message=f"{expected} log entries of {tool}")
 
 
 async def test_registry_view_and_aliases(stack: Stack) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -13,6 +12,7 @@ from typing import Any
 import psutil
 
 from schemas.mcp import McpServerConfig, normalize_server
+from tests import waiting
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # What the operator would put in CHATBUS_MCP_STDIO_ALLOW for these tests.
@@ -87,9 +87,5 @@ def stdio_children(marker: str = MODULE) -> list[psutil.Process]:
 
 
 async def wait_until(cond: Callable[[], bool], timeout: float = 20, what: str = "the condition") -> None:
-    """Poll `cond` in a bounded loop."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    """`tests.waiting.wait_until` under the argument names this harness's callers use."""
+    await waiting.wait_until(cond, timeout=timeout, interval=0.02, message=what)

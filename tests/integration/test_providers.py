@@ -552,13 +552,12 @@ async def test_openai_error_document_with_status_200(fakes: Fakes, http: httpx.A
 
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_timeout(fake: FakeProvider, http: httpx.AsyncClient, streamed: bool) -> None:
+    # The answer would come after 5 s: a timeout error (not that answer) shows the 200 ms limit held.
     fake.script(delay(5))
-    started = time.monotonic()
     if streamed:
         error = await fail_stream(fake, http, chat(fake), read_timeout_ms=200)
     else:
         error = await fail(adapter(fake).complete(http, target(fake, read_timeout_ms=200), chat(fake)))
-    assert time.monotonic() - started < 3
     assert (error.kind, error.status, error.retryable) == ("timeout", None, True)
 
 

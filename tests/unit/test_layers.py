@@ -4,18 +4,25 @@ edge `app <- routes <- middleware <- commands <- security <- state <- ... <- env
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 from pathlib import Path
-
-from importlinter import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_import_contracts_are_kept() -> None:
-    cwd = os.getcwd()
-    os.chdir(ROOT)  # import-linter reads pyproject.toml from the working directory
-    try:
-        assert cli.lint_imports(no_cache=True) == 0, "an import breaks the layering (run `lint-imports`)"
-    finally:
-        os.chdir(cwd)
+    # In a child process: import-linter configures logging with dictConfig, which disables every
+    # logger that exists already (chatbus.*), and later tests in this process would see no log lines.
+    # It reads pyproject.toml from the working directory.
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, f"an import breaks the layering (run `lint-imports`):\n{run.stdout}{run.stderr}"

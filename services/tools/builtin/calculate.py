@@ -51,6 +51,8 @@ def _power(base: Number, exponent: Number) -> Number:
 
 
 def _checked(value: Any) -> Number:
+    if not isinstance(value, int | float):  # an operator on real numbers gives one; complex is caught in _power
+        raise ToolError("the result is not a real number")
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise ToolError("the result is too large")
     if isinstance(value, float) and not math.isfinite(value):

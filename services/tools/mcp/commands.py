@@ -13,7 +13,7 @@ from schemas.envelope import CommandEnvelope, CommandReply
 from schemas.errors import DomainError
 from schemas.mcp import McpServerRef
 from services.tools.mcp import store
-from services.tools.mcp.runtime import McpRuntime, broadcast
+from services.tools.mcp.runtime import ControlAction, McpRuntime, broadcast
 
 
 class McpCommands:
@@ -42,7 +42,7 @@ class McpCommands:
 
         return run
 
-    def _action(self, action: str) -> Callable[[CommandEnvelope], Awaitable[CommandReply]]:
+    def _action(self, action: ControlAction) -> Callable[[CommandEnvelope], Awaitable[CommandReply]]:
         async def run(envelope: CommandEnvelope) -> CommandReply:
             try:
                 name = msgspec.convert(envelope.payload, McpServerRef).name

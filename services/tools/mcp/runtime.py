@@ -39,8 +39,11 @@ REFRESH_INTERVAL = 30.0
 ROLE = "tools"
 
 
+ControlAction = Literal["reload", "connect", "disconnect", "reconnect"]
+
+
 class Control(msgspec.Struct, kw_only=True, omit_defaults=True):
-    action: Literal["reload", "connect", "disconnect", "reconnect"]
+    action: ControlAction
     name: str | None = None
 
 
@@ -193,7 +196,7 @@ class McpRuntime:
         return result.text
 
 
-async def broadcast(nc: NATS, action: str, name: str | None = None) -> None:
+async def broadcast(nc: NATS, action: ControlAction, name: str | None = None) -> None:
     """Tell every tools worker (this one included) to act; flushed, so it is out before the reply."""
-    await nc.publish(subjects.MCP_CONTROL, msgspec.json.encode(Control(action=action, name=name)))  # type: ignore[arg-type]
+    await nc.publish(subjects.MCP_CONTROL, msgspec.json.encode(Control(action=action, name=name)))
     await nc.flush()
