@@ -34,6 +34,17 @@ const ZH = {
   'Signed in as': '当前用户', 'Preset': '预设', 'Channel': '渠道', 'none': '无', 'Error': '错误', 'Value (JSON)': '值 (JSON)',
   'Overwrite existing': '覆盖已存在的', 'Connected': '已连接', 'Disconnected': '未连接', 'Read-only for group admins': '群管理员只读',
   'Skip to content': '跳到正文', 'Platform': '平台', 'Clear list': '清空列表', 'Temperature': '温度', 'Max tokens': '最大 Tokens', 'Category toggles': '分类开关',
+  'Transport': '传输方式', 'Timeout (s)': '超时 (秒)', 'Command': '命令', 'Arguments (one per line)': '参数 (每行一个)',
+  'Working directory': '工作目录', 'Environment': '环境变量', 'Environment (KEY=VALUE per line)': '环境变量 (每行 KEY=VALUE)',
+  'URL': 'URL', 'Headers': '请求头', 'Headers (Name: value per line)': '请求头 (每行 名称: 值)',
+  'Secret values are shown masked; leave them as they are to keep them.': '密钥值以掩码显示；保持不变即保留原值。',
+  'Reconnect automatically': '自动重连', 'Connect': '连接', 'Disconnect': '断开', 'Reconnect': '重连',
+  'Connected at': '连接时间', 'Import Claude Desktop JSON': '导入 Claude Desktop JSON', 'Claude Desktop JSON': 'Claude Desktop JSON',
+  'Imported': '已导入', 'Bot account (self id)': '机器人账号 (self id)', 'Access token': '访问令牌',
+  'Leave the access token blank to keep the stored one.': '访问令牌留空即保留原值。', 'Connect a QQ bot': '连接 QQ 机器人',
+  'OneBot v11 reverse WebSocket URL': 'OneBot v11 反向 WebSocket 地址',
+  'In NapCat: network settings, add a WebSocket client with this URL and the platform access token.': '在 NapCat 网络配置中添加 WebSocket 客户端，填入此地址和该平台的访问令牌。',
+  'Received': '接收', 'Sent': '发送', 'Errors': '错误数', 'Last event': '最近事件', 'In error': '异常',
 };
 
 const TABLES = { en: {}, 'zh-CN': ZH };

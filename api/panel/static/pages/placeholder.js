@@ -1,4 +1,4 @@
-// Pages whose API is still being built (MCP servers, plugins, commands, platforms): they say so
+// Pages whose API is still being built (plugins, commands): they say so
 // rather than call routes that do not exist.
 import { html } from 'htm/preact';
 import { t } from '../i18n.js';
