@@ -6,6 +6,7 @@ before the install command names that digest; the live status comes from the too
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import msgspec
@@ -24,15 +25,40 @@ from services.plugins import commands as registry
 
 MAX_BODY_BYTES = 64 * 1024
 STATUS_WAIT = 1.0
+STRAGGLERS = 0.05
 
 
 async def _live(request: Request[Any, Any, Any]) -> dict[str, dict[str, Any]] | None:
-    """The plugins as the first tools worker to answer runs them (None: no worker answered)."""
+    """The plugins as the tools workers run them, merged (None: no worker answered): a plugin is
+    `running` only where every instance runs it; `instances` counts the instances that have it."""
+    nc = edge_of(request).nc
+    inbox = nc.new_inbox()
+    answers: list[dict[str, Any]] = []
+    first = asyncio.Event()
+
+    async def collect(msg: Any) -> None:
+        with contextlib.suppress(msgspec.DecodeError):
+            answers.append(msgspec.json.decode(msg.data))
+        first.set()
+
+    sub = await nc.subscribe(inbox, cb=collect)
     try:
-        msg = await edge_of(request).nc.request(subjects.PLUGINS_STATUS, b"", timeout=STATUS_WAIT)
-        return dict(msgspec.json.decode(msg.data))
-    except Exception:
+        await nc.publish(subjects.PLUGINS_STATUS, b"", reply=inbox)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first.wait(), STATUS_WAIT)
+            await asyncio.sleep(STRAGGLERS)  # the other instances answer within a few milliseconds
+    finally:
+        await sub.unsubscribe()
+    if not answers:
         return None
+    merged: dict[str, dict[str, Any]] = {}
+    for answer in answers:
+        for name, state in answer.items():
+            seen = merged.setdefault(name, {**state, "instances": 0})
+            seen["instances"] += 1
+            if state["status"] != "running" and seen["status"] == "running":
+                seen.update(status=state["status"], error=state["error"])
+    return merged
 
 
 def _view(row: dict[str, Any], live: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
@@ -55,6 +81,7 @@ def _view(row: dict[str, Any], live: dict[str, dict[str, Any]] | None) -> dict[s
         "digest": row["digest"],
         "commands": [c["name"] for c in manifest.get("commands", [])],
         "tools": state["tools"] if state else [],
+        "instances": state["instances"] if state else 0,
         "config": row["config"],
         "is_official": False,
         "installedAt": row["installed_at"].isoformat(),

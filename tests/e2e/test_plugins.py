@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_pipeline import connect_bot, set_config
+from tests.e2e.test_pipeline import connect_bot
 from tests.e2e.test_platforms import make_platform
 from tests.fakes.napcat import FakeNapCat
 from tests.fakes.plugins import example_zip, misbehaving_zip, upload, zip_files
@@ -171,3 +171,57 @@ async def test_oversized_and_unauthorised_uploads_are_refused(stack: Stack) -> N
     for path in ("/api/plugins", "/api/plugins/list", "/api/commands", "/api/plugins/config?name=x"):
         assert (await stack.client().get(path)).status_code == 401
     assert (await stack.client().post("/api/plugins/delete", json={"name": "x"})).status_code == 401
+
+
+async def test_two_plugins_claiming_one_command(stack: Stack, bot: FakeNapCat) -> None:
+    c = await stack.admin()
+    await install(c, example_zip(), "echo-weather")
+    # a second plugin whose `weather` command (and alias) collides, and one that claims a built-in
+    twin = example_zip(name="twin", commands=[{"name": "weather", "aliases": ["天气"], "tool": "echo"}])
+    await install(c, twin, "twin")
+    items = {i["handler_full_name"]: i for i in (await c.get("/api/commands")).json()["data"]["items"]}
+    assert items["builtin.帮助"]["plugin"] == "builtin" and items["builtin.帮助"]["permission"] == "member"
+    assert items["echo-weather.weather"]["has_conflict"] and items["twin.weather"]["has_conflict"]
+    assert not items["echo-weather.echo"]["has_conflict"]
+    summary = (await c.get("/api/commands")).json()["data"]["summary"]
+    assert summary["conflicts"] == 2  # `weather` and `天气`
+    conflicts = (await c.get("/api/commands/conflicts")).json()["data"]
+    assert [x["conflict_key"] for x in conflicts] == ["weather", "天气"]
+    assert [h["handler_full_name"] for h in conflicts[0]["handlers"]] == ["echo-weather.weather", "twin.weather"]
+    # while it stands, the earlier-enabled plugin answers
+    assert (await ask(bot, "#weather Oslo")).startswith("Oslo: ")
+
+    # rename onto a taken word: 409; resolve by moving the second one aside
+    body = {"handler_full_name": "twin.weather", "new_name": "帮助"}
+    assert (await c.post("/api/commands/rename", json=body)).status_code == 409
+    r = await c.post("/api/commands/conflicts/weather/resolve", json={"resolution_strategy": "alias_second"})
+    assert r.status_code == 200, r.text
+    assert (await c.get("/api/commands")).json()["data"]["summary"]["conflicts"] == 0
+    items = {i["handler_full_name"]: i for i in (await c.get("/api/commands")).json()["data"]["items"]}
+    assert items["twin.weather"]["effective_command"] == "weather_twin" and items["twin.weather"]["aliases"] == []
+    assert await ask(bot, "#weather_twin Oslo") == "Oslo"  # twin's command runs its `echo` tool
+    assert (await ask(bot, "#weather Oslo")).startswith("Oslo: ")
+
+    # a toggled-off command is no command: the message is a chat message (no LLM here: an apology)
+    body = {"handler_full_name": "echo-weather.weather", "enabled": False}
+    assert (await c.post("/api/commands/toggle", json=body)).status_code == 200
+    assert not (await ask(bot, "#weather Oslo")).startswith("Oslo: ")
+
+
+async def test_two_workers_and_reload_while_messages_flow(stack: Stack, bot: FakeNapCat) -> None:
+    await stack.add_worker()
+    c = await stack.admin()
+    await install(c, example_zip(), "echo-weather")
+    await running(c, "echo-weather", instances=2)
+    for i in range(3):  # each worker runs its own copy: every message is answered once
+        assert (await ask(bot, f"#weather City{i}")).startswith(f"City{i}: ")
+    sent = len(bot.sent())
+    cities = [f"R{i}" for i in range(20)]
+    for i, city in enumerate(cities):
+        await bot.private("555", f"#weather {city}")
+        if i == 5:
+            assert (await c.post("/api/plugins/reload", json={"name": "echo-weather"})).status_code == 200
+    await bot.wait_sent(sent + len(cities), timeout=60)
+    answers = bot.texts()[sent:]
+    assert sorted(a.split(":")[0] for a in answers) == sorted(cities), answers  # none lost, none twice
+    assert all(": " in a and "°" in a for a in answers), answers

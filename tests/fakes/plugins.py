@@ -15,7 +15,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "echo-w
 
 # A plugin whose tools misbehave on purpose: `hang` never answers, `boom` fails; `CRASH=1` in its
 # config makes the process exit before it speaks MCP.
-MISBEHAVING = '''
+MISBEHAVING = """
 import json, os, sys, time
 config = json.loads(os.environ.get("CHATBUS_PLUGIN_CONFIG") or "{}")
 if config.get("crash"):
@@ -37,7 +37,7 @@ def env(text: str = "", userId: str = "", groupId: str | None = None, platform: 
     return json.dumps({"keys": keys, "limits": limits, "home": os.environ.get("HOME"), "cwd": os.getcwd()})
 
 app.run()
-'''
+"""
 
 
 def zip_files(files: dict[str, bytes | str], *, links: dict[str, str] | None = None) -> bytes:
