@@ -41,7 +41,8 @@ def _check_entry(info: zipfile.ZipInfo) -> None:
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise _bad(f"the archive holds a link: {name!r}")
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    kind = stat.S_IFMT(mode)  # 0 from zips made without Unix modes (Windows, Python's writestr)
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
         raise _bad(f"the archive holds a special file: {name!r}")
     if "\\" in name or "\0" in name:
         raise _bad(f"bad entry name: {name!r}")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from services.plugins import commands
 from services.tools.registry import mcp_tool_name
 
-Conn = asyncpg.Pool | asyncpg.Connection
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _COLUMNS = """name, version, description, author, digest, size, manifest, enabled, enabled_seq, config,
     revision, stream_version, installed_at, updated_at"""
