@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.test_group_admin import issue_code_over_the_bus
 from tests.e2e.test_pipeline import connect_bot
 from tests.e2e.test_platforms import make_platform
 from tests.fakes.napcat import FakeNapCat
@@ -171,6 +172,19 @@ async def test_oversized_and_unauthorised_uploads_are_refused(stack: Stack) -> N
     for path in ("/api/plugins", "/api/plugins/list", "/api/commands", "/api/plugins/config?name=x"):
         assert (await stack.client().get(path)).status_code == 401
     assert (await stack.client().post("/api/plugins/delete", json={"name": "x"})).status_code == 401
+
+
+async def test_a_group_token_is_refused(stack: Stack) -> None:
+    code = await issue_code_over_the_bus(stack, "555")
+    r = await stack.client().post("/api/group-admin/login", json={"code": code})
+    assert r.status_code == 200, r.text
+    group = stack.client(token=r.json()["data"]["token"])
+    assert (await upload(group, example_zip())).status_code == 403
+    for path in ("/api/plugins", "/api/plugins/list", "/api/commands", "/api/commands/conflicts"):
+        assert (await group.get(path)).status_code == 403, path
+    body = {"name": "echo-weather", "config": {}}
+    assert (await group.put("/api/plugins/config", json=body)).status_code == 403
+    assert (await group.post("/api/commands/toggle", json={"handler_full_name": "builtin.帮助"})).status_code == 403
 
 
 async def test_two_plugins_claiming_one_command(stack: Stack, bot: FakeNapCat) -> None:
