@@ -6,6 +6,8 @@ import io
 import zipfile
 from pathlib import Path
 
+from schemas.errors import DomainError
+from schemas.plugins import MANIFEST_FILE
 from services.plugins import artifact
 
 SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules"}
@@ -31,7 +33,12 @@ def pack(folder: Path) -> bytes:
 
 def pack_to(folder: str, out: str | None) -> Path:
     source = Path(folder)
-    data = pack(source)
+    if not (source / MANIFEST_FILE).is_file():
+        raise SystemExit(f"{folder}: no {MANIFEST_FILE}")
+    try:
+        data = pack(source)
+    except DomainError as exc:  # what the upload would answer, as one line
+        raise SystemExit(f"{folder}: {exc.message}") from None
     manifest = artifact.inspect(data).manifest
     target = Path(out) if out else Path(f"{manifest.name}-{manifest.version}.zip")
     target.write_bytes(data)

@@ -151,3 +151,21 @@ def test_launcher_sets_hard_limits_then_execs() -> None:
     argv = [sys.executable, launcher.__file__, "--nofile", "32", "--cpu", "100", "--", sys.executable, "-c", code]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
     assert out.stdout.strip() == "(32, 32)", out.stderr
+
+
+def test_chatbus_plugin_pack_writes_the_upload_zip(tmp_path: Path) -> None:
+    out = tmp_path / "ew.zip"
+    done = subprocess.run(
+        [sys.executable, "-m", "chatbus", "plugin", "pack", str(EXAMPLE), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == pack(EXAMPLE)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "chatbus-plugin.json").write_text(json.dumps({"name": "x"}))
+    done = subprocess.run([sys.executable, "-m", "chatbus", "plugin", "pack", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 1 and "missing required field `version`" in done.stderr
+    assert "Traceback" not in done.stderr
