@@ -45,6 +45,7 @@ from api.routes.onebot import onebot_ws
 from api.routes.panel import panel_asset, panel_index
 from api.routes.personalities import PersonalityController
 from api.routes.platforms import PlatformController, platform_stats
+from api.routes.plugins import CommandController, PluginController
 from api.routes.presets import PresetController
 from api.routes.skills import SkillsController
 from api.routes.streams import events_sse, ws_endpoint
@@ -194,6 +195,8 @@ def create_app(config: EdgeConfig) -> Litestar:
             group_login,
             PlatformController,
             platform_stats,
+            PluginController,
+            CommandController,
             onebot_ws,
             system_status,
             system_stats,

@@ -82,3 +82,7 @@ PIPELINE_CONSUMER = "pipeline"
 
 def inbound(platform: str, platform_id: str) -> str:
     return f"inbound.{platform}.{platform_id}"
+
+
+# Asked by an edge (request/reply, core NATS): each tools worker answers with its plugins' status.
+PLUGINS_STATUS = "sys.plugins.status"

@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
     secrets_sub.add_parser("rotate", help="new current key (kept with the old ones), every stored secret re-encrypted")
 
+    plugin = sub.add_parser("plugin", help="plugin authoring")
+    plugin_sub = plugin.add_subparsers(dest="plugin_command", required=True)
+    pack = plugin_sub.add_parser("pack", help="build the upload zip of a plugin folder (checked like an upload)")
+    pack.add_argument("dir")
+    pack.add_argument("--out", help="the zip to write (default: <name>-<version>.zip)")
+
     schemas = sub.add_parser("schemas", help="export JSON Schemas of the published events")
     schemas.add_argument("--out", help="directory to write the schemas to (default: print)")
     return parser
@@ -85,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_up(settings)
     if args.command == "schemas":
         return _schemas(args.out)
+    if args.command == "plugin":
+        from services.plugins.pack import pack_to
+
+        print(pack_to(args.dir, args.out))
+        return 0
     if args.command == "admin":
         return asyncio.run(_set_password(settings, args.username, args.password))
     if args.command == "secrets":

@@ -10,7 +10,7 @@ import asyncpg
 from bus.events import EventCatalog
 from bus.eventstore import EventStore
 from bus.projections import Projection
-from services import auth, channels, chat, config, group_admin, platforms, presets, tools
+from services import auth, channels, chat, config, group_admin, platforms, plugins, presets, tools
 from services.module import DomainModule, HandlerFactory, WorkerContext
 
 MODULES: tuple[DomainModule, ...] = (
@@ -22,6 +22,7 @@ MODULES: tuple[DomainModule, ...] = (
     chat.MODULE,
     tools.MODULE,
     platforms.MODULE,
+    plugins.MODULE,
 )
 
 CATALOG: EventCatalog = EventCatalog().merge(*(m.events for m in MODULES))

@@ -12,7 +12,7 @@ import asyncpg
 from schemas.envelope import CommandReply
 from schemas.platforms import InboundMessage
 from services.auth import tokens
-from services.pipeline import commands, store
+from services.pipeline import commands, registry_commands, store
 from services.presets import queries as preset_queries
 
 SendCommand = Callable[[InboundMessage, str, str, dict[str, Any]], Awaitable[CommandReply]]
@@ -40,13 +40,18 @@ class Actions:
     async def run(
         self, msg: InboundMessage, text: str, conversation: str, config: dict[str, Any]
     ) -> list[Outgoing] | None:
-        parsed = commands.parse(text) if text else None
-        if parsed is None:
+        found = await registry_commands.lookup(self.pool, text) if text.strip() else None
+        if found is None:
             return None
         here = msg.group_id if msg.message_type == "group" and msg.group_id else msg.user_id
 
         def answer(reply: str) -> list[Outgoing]:
             return [Outgoing(msg.message_type, here, reply)]
+
+        if not found.builtin:  # a plugin's command: its tool answers
+            refused = registry_commands.refusal(found.handler, msg, config)
+            return answer(refused or await registry_commands.run_plugin(self.send, msg, found))
+        parsed = commands.Parsed(found.handler.name, found.args)
 
         refusal = commands.check(parsed, msg, config)
         if refusal is not None:

@@ -20,6 +20,7 @@ from bus.projections import read_tables, table_columns
 from services.registry import PROJECTIONS
 from tests.e2e.test_chat import add_channel
 from tests.fakes.llm import FakeProvider, reply, status
+from tests.fakes.plugins import example_zip, upload
 from tests.stack import Stack
 
 # Tables that are not rebuilt from the log, and why.
@@ -30,6 +31,11 @@ NOT_READ_TABLES = {
     "instance_secrets": "the JWT secret of this installation",
     "logs": "the log sink, not derived from events",
     "schema_migrations": "migration bookkeeping",
+    "platform_stats": "pipeline counters, too hot for the event log",
+    "pipeline_usage": "pipeline counters, too hot for the event log",
+    "pipeline_messages": "what the pipeline did per inbound message (dedup)",
+    "pipeline_presets": "presets users switched to with a bot command",
+    "plugin_blobs": "uploaded plugin archives by sha256 (content-addressed bytes the events name)",
 }
 TABLES = read_tables(PROJECTIONS)
 
@@ -78,7 +84,7 @@ async def test_every_table_in_the_database_is_a_read_table_or_known(stack: Stack
     finally:
         await conn.close()
     assert names - set(NOT_READ_TABLES) == set(TABLES)
-    assert len(TABLES) == 15
+    assert len(TABLES) == 18
 
 
 async def fill_every_read_table(stack: Stack, fake: FakeProvider) -> None:
@@ -124,6 +130,20 @@ async def fill_every_read_table(stack: Stack, fake: FakeProvider) -> None:
         assert (await c.post("/api/mcp/servers", json=body)).status_code == 201
     assert (await c.put("/api/mcp/servers/kept", json={"timeout": 5})).status_code == 200
     assert (await c.delete("/api/mcp/servers/gone")).status_code == 200
+    # platforms
+    body = {"id": "qq-1", "type": "onebot11", "config": {"accessToken": "t-123456789", "selfId": "10001"}}
+    assert (await c.post("/api/platforms", json=body)).status_code == 201
+    # plugins: one installed, configured, enabled and reloaded; a command renamed and one toggled
+    r = await upload(c, example_zip())
+    assert r.status_code == 201, r.text
+    for body in ({"name": "echo-weather", "config": {"unit": "F"}},):
+        assert (await c.put("/api/plugins/config", json=body)).status_code == 200
+    assert (await c.post("/api/plugins/enable", json={"name": "echo-weather"})).status_code == 200
+    assert (await c.post("/api/plugins/reload", json={"name": "echo-weather"})).status_code == 200
+    body = {"handler_full_name": "echo-weather.echo", "new_name": "say"}
+    assert (await c.post("/api/commands/rename", json=body)).status_code == 200
+    body = {"handler_full_name": "builtin.帮助", "enabled": False}
+    assert (await c.post("/api/commands/toggle", json=body)).status_code == 200
     # auth: a login link, a revoked token and failed logins
     assert (await c.post("/api/auth/links", json={"permanent": True})).status_code == 201
     assert (await stack.client(token=await stack.login()).post("/api/logout")).status_code == 200

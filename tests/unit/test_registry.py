@@ -24,6 +24,8 @@ from services import registry
 INFRASTRUCTURE_TABLES = {"events", "processed_commands", "checkpoints", "instance_secrets", "logs"}
 # Counters the message pipeline bumps per message: kept out of the event log (hot), not replayed.
 INFRASTRUCTURE_TABLES |= {"platform_stats", "pipeline_usage", "pipeline_messages", "pipeline_presets"}
+# Uploaded plugin archives by sha256: content-addressed bytes that PluginInstalled events name.
+INFRASTRUCTURE_TABLES |= {"plugin_blobs"}
 # Unions named *Event that are not stored events: a provider's stream deltas never reach the log.
 NOT_STORED = {"llm.StreamEvent"}
 

@@ -1,0 +1,35 @@
+"""Plugins (API.md §9, DESIGN.md "Plugins"): uploaded artifacts, their lifecycle as events, the
+command registry; the plugin processes run in the tools workers as the `plugin` tool source."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from services.module import DomainModule, WorkerContext, transactional
+from services.plugins import domain, handlers, projection
+from services.plugins.runtime import PluginRuntime
+from services.tools.registry import ToolSource, register_source
+
+
+@register_source
+def plugin_source(ctx: WorkerContext) -> ToolSource:
+    """Every tools worker runs the enabled plugins, started now and stopped with the worker."""
+    runtime = PluginRuntime(ctx.store.pool, ctx.nc)
+    starting = asyncio.get_running_loop().create_task(runtime.start(), name="plugins-start")
+
+    async def stop() -> None:
+        with contextlib.suppress(Exception):
+            await starting
+        await runtime.stop()
+
+    ctx.on_stop.append(stop)
+    return runtime
+
+
+MODULE = DomainModule(
+    name="plugins",
+    events=domain.EVENTS,
+    handlers=transactional(handlers.HANDLERS),
+    projections=(projection.PROJECTION,),
+)
