@@ -205,3 +205,22 @@ async def test_a_refused_token_sets_status_error_until_the_bot_connects(stack: S
     finally:
         await bot.close()
     await wait_until(lambda: _is(status_of(stack, platform_id), "disconnected"), message="disconnected")
+
+
+async def test_platform_list_pages_like_every_list(stack: Stack) -> None:
+    c = await stack.admin()
+    for i in range(23):
+        assert (await c.post("/api/platforms", json={"id": f"p{i:02d}", "type": "onebot11"})).status_code == 201
+    first = (await c.get("/api/platforms")).json()["data"]
+    assert (first["total"], first["page"], first["page_size"], len(first["items"])) == (23, 1, 20, 20)
+    assert [i["id"] for i in first["items"]] == [f"p{i:02d}" for i in range(20)]
+    second = (await c.get("/api/platforms", params={"page": 2})).json()["data"]
+    assert [i["id"] for i in second["items"]] == ["p20", "p21", "p22"] and second["total"] == 23
+    middle = (await c.get("/api/platforms", params={"page": 3, "page_size": 5})).json()["data"]
+    assert [i["id"] for i in middle["items"]] == [f"p{i}" for i in range(10, 15)]
+    past = (await c.get("/api/platforms", params={"page": 9})).json()["data"]
+    assert past["items"] == [] and past["total"] == 23
+    for bad in ({"page": 0}, {"page_size": 101}, {"page": "x"}):
+        assert (await c.get("/api/platforms", params=bad)).status_code == 400, bad
+    # The stats summary still counts every platform, not a page of them.
+    assert (await c.get("/api/platform/stats")).json()["data"]["summary"]["total"] == 23
