@@ -68,7 +68,8 @@ async def test_worker_killed_mid_turn_ends_in_exactly_one_reply(edge_only: Stack
                 killed_at = time.monotonic()
                 second = spawn(["worker"], s.nats_url, s.dsn, **env)
                 await bot.wait_sent(1, timeout=20)  # under the 30 s default: the ack wait must be set
-                print(f"\nworker kill: the reply came {time.monotonic() - killed_at:.1f}s after the kill")
+                waited = time.monotonic() - killed_at
+                print(f"\nworker kill: one reply {waited:.1f}s after the kill, {len(llm.requests)} LLM calls")
                 # Acked only after the send: once the queue is empty, no other delivery can follow.
                 await wait_until(lambda: _queue_empty(nc), timeout=20, message="the message is acked")
                 assert len(bot.sent()) == 1 and bot.texts() == ["slow one"]
