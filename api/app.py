@@ -124,6 +124,7 @@ def create_app(config: EdgeConfig) -> Litestar:
         )
         onebot = app.state["onebot"] = OneBotGateway(nc, config.instance_id)
         await onebot.start()
+        hub.on_event(onebot.on_event)  # a platform disabled or deleted closes its bot on this edge
         heartbeat = app.state["heartbeat"] = Heartbeat(nc, "edge", instance_id=config.instance_id)
         await heartbeat.start()
         try:

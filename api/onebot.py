@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.kv import KeyValue
 
+from api.hub import HubEvent
 from bus import subjects
 from schemas.platforms import SendReply, SendRequest
 from services.platforms import onebot, owners
@@ -166,6 +167,49 @@ class OneBotGateway:
             await self.drop(bot, "the bot reconnected to another edge")
             with contextlib.suppress(Exception):
                 await bot.close(1000, "replaced by a connection to another edge")
+
+    async def refused(self, platform_id: str, self_id: str, reason: str) -> None:
+        if self.kv is None:
+            return
+        try:
+            await owners.refused(self.kv, platform_id, self_id, self.instance_id, reason)
+        except Exception as exc:  # KV down: the refusal stands, only the status shows it late
+            log.warning("cannot record the refusal of platform %s: %r", platform_id, exc)
+
+    def on_event(self, event: HubEvent) -> None:
+        """A relayed platform event: the bot of a platform deleted, disabled, or given another token,
+        self id or type is closed here (on whichever edge holds it); its reconnect is checked afresh."""
+        if event.type not in ("PlatformUpdated", "PlatformDeleted"):
+            return
+        try:
+            data = msgspec.json.decode(event.body)["data"]
+            platform_id = data["id"]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return
+        bot = self.bots.get(platform_id) if isinstance(platform_id, str) else None
+        if bot is None:
+            return
+        if event.type == "PlatformUpdated":
+            changes = data.get("changes") or {}
+            config = changes.get("config") or {}
+            if (
+                changes.get("enabled") is not False
+                and "type" not in changes
+                and not {"accessToken", "selfId"} & set(config)
+            ):
+                return
+            reason = "the platform was changed"
+        else:
+            reason = "the platform was deleted"
+        task = asyncio.create_task(self._evict(bot, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _evict(self, bot: BotConnection, reason: str) -> None:
+        log.info("platform %s: closing its bot, %s", bot.platform_id, reason)
+        await self.drop(bot, reason)
+        with contextlib.suppress(Exception):
+            await bot.close(1000, reason)
 
     # ---- frames ----
 

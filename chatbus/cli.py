@@ -167,6 +167,7 @@ async def _worker(settings: Settings, domains: list[str] | None) -> int:
         domains or ALL_DOMAINS,
         concurrency=settings.worker_concurrency,
         pool_size=settings.db_pool_size,
+        pipeline_ack_wait=settings.pipeline_ack_wait,
     )
     publisher = install_log_publisher(process.nc, "worker", process.heartbeat.instance_id)
     log.info("worker serving %s", ", ".join(domains or ALL_DOMAINS))

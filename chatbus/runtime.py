@@ -32,6 +32,7 @@ from services.auth.handlers import ensure_admin
 from services.channels.providers.registry import HttpClients
 from services.config.cache import ConfigCache
 from services.logs.sink import LogSink, start_log_sink
+from services.pipeline.worker import ACK_WAIT as PIPELINE_ACK_WAIT
 from services.pipeline.worker import Pipeline
 from services.presets.bootstrap import ensure_system_presets
 
@@ -125,6 +126,7 @@ async def start_workers(
     concurrency: int = 64,
     pool_size: int = 10,
     name: str = "worker",
+    pipeline_ack_wait: float = PIPELINE_ACK_WAIT,
 ) -> WorkerProcess:
     unknown = [d for d in domains if d not in registry.DOMAINS and d != PIPELINE]
     if unknown:
@@ -153,7 +155,8 @@ async def start_workers(
     process.on_stop = context.on_stop
     for domain in domains:
         if domain == PIPELINE:
-            process.pipeline = Pipeline(context, await shared_jwt_secret(dsn, os.environ.get("CHATBUS_JWT_SECRET", "")))
+            secret = await shared_jwt_secret(dsn, os.environ.get("CHATBUS_JWT_SECRET", ""))
+            process.pipeline = Pipeline(context, secret, ack_wait=pipeline_ack_wait)
             await process.pipeline.start()
             continue
         runtime = WorkerRuntime(nc, domain, registry.DOMAINS[domain](context), concurrency=concurrency)

@@ -34,6 +34,8 @@ class Settings:
     db_pool_size: int = field(default_factory=lambda: _env_int("CHATBUS_DB_POOL_SIZE", 10))
     jetstream_replicas: int = field(default_factory=lambda: _env_int("CHATBUS_JETSTREAM_REPLICAS", 1))
     worker_concurrency: int = field(default_factory=lambda: _env_int("CHATBUS_WORKER_CONCURRENCY", 64))
+    # Seconds before a message held by a killed worker goes to another one (the cost of a worker kill).
+    pipeline_ack_wait: float = field(default_factory=lambda: float(os.environ.get("CHATBUS_PIPELINE_ACK_WAIT", "30")))
     relay_batch: int = field(default_factory=lambda: _env_int("CHATBUS_RELAY_BATCH", 1000))
     # Only these proxies may set X-Forwarded-For (comma-separated addresses).
     trusted_proxies: str = field(default_factory=lambda: os.environ.get("CHATBUS_TRUSTED_PROXIES", ""))

@@ -44,7 +44,8 @@ def gateway_of(connection: ASGIConnection[Any, Any, Any, Any]) -> OneBotGateway:
     return gateway
 
 
-async def _authenticate(socket: WebSocket[Any, Any, Any], self_id: str) -> str | None:
+async def _authenticate(socket: WebSocket[Any, Any, Any], self_id: str) -> tuple[str | None, str | None]:
+    """(the platform the bot connects as, else the platform naming it that refused its token)."""
     edge = edge_of(socket)
     envelope = CommandEnvelope(
         command_id=uuid.uuid4(),
@@ -56,8 +57,12 @@ async def _authenticate(socket: WebSocket[Any, Any, Any], self_id: str) -> str |
         reply = await edge.commands.send("platforms", "authenticate", envelope, timeout=AUTH_TIMEOUT)
     except Exception as exc:  # bus or workers down: the bot retries in 5 s
         log.warning("cannot authenticate bot %s: %r", self_id, exc)
-        return None
-    return str(reply.result["platformId"]) if reply.ok and reply.result else None
+        return None, None
+    if reply.ok and reply.result:
+        return str(reply.result["platformId"]), None
+    details = reply.error.details if reply.error is not None and reply.error.details else [{}]
+    named = details[0].get("platformId") if isinstance(details[0], dict) else None
+    return None, str(named) if named else None
 
 
 async def serve_bot(socket: WebSocket[Any, Any, Any]) -> None:
@@ -65,9 +70,11 @@ async def serve_bot(socket: WebSocket[Any, Any, Any]) -> None:
     if not self_id.isdigit() or len(self_id) > 32:
         await socket.close(code=POLICY_VIOLATION, reason="X-Self-ID required")
         return
-    platform_id = await _authenticate(socket, self_id)
+    platform_id, refused_by = await _authenticate(socket, self_id)
     if platform_id is None:
         log.warning("OneBot connection for %s refused: no platform accepts its token", self_id)
+        if refused_by is not None:
+            await gateway_of(socket).refused(refused_by, self_id, "invalid access token")
         await socket.close(code=POLICY_VIOLATION, reason="invalid access token")
         return
     await socket.accept()

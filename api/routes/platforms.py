@@ -11,6 +11,7 @@ from api import commands
 from api.bodycheck import json_object_body
 from api.envelope import ApiError, ok
 from api.onebot import OneBotGateway
+from api.pagination import PageNumber, PageSize, page
 from api.security import require_admin
 from api.state import edge_of
 from services.platforms import owners, queries
@@ -45,10 +46,13 @@ class PlatformController(Controller):
     guards = [require_admin]
 
     @get("/")
-    async def list_platforms(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def list_platforms(
+        self, request: Request[Any, Any, Any], page_number: PageNumber = 1, page_size: PageSize = 20
+    ) -> Response[bytes]:
         held = await _owners(request)
-        items = [owners.view(p, held.get(p["id"])) for p in await queries.list_platforms(edge_of(request).pool)]
-        return ok({"items": items, "total": len(items), "page": 1, "page_size": max(len(items), 1)})
+        rows, total = await queries.page_platforms(edge_of(request).pool, page=page_number, page_size=page_size)
+        items = [owners.view(p, held.get(p["id"])) for p in rows]
+        return ok(page(items, total, page_number, page_size))
 
     @post("/")
     async def create_platform(self, request: Request[Any, Any, Any]) -> Response[bytes]:

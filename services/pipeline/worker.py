@@ -34,7 +34,7 @@ from services.platforms import onebot
 
 log = logging.getLogger("chatbus.pipeline")
 NAMESPACE = uuid.UUID("5f0b3c1e-6a43-4d55-9a3e-0c6a2b7f9d11")
-ACK_WAIT = 30.0
+ACK_WAIT = 30.0  # how long a message a killed worker held waits before another worker gets it
 CHAT_TIMEOUT = 180.0
 SEND_TIMEOUT = 15.0
 _decode = msgspec.json.Decoder(InboundMessage).decode
@@ -52,9 +52,16 @@ def command_id(dedup_id: str, step: str = "turn") -> uuid.UUID:
 
 class Pipeline:
     def __init__(
-        self, ctx: WorkerContext, jwt_secret: str, *, concurrency: int = 64, rng: rules.Rng | None = None
+        self,
+        ctx: WorkerContext,
+        jwt_secret: str,
+        *,
+        concurrency: int = 64,
+        rng: rules.Rng | None = None,
+        ack_wait: float = ACK_WAIT,
     ) -> None:
         self.ctx = ctx
+        self.ack_wait = ack_wait
         self.pool = ctx.store.pool
         self.commands = CommandClient(ctx.nc, timeout=CHAT_TIMEOUT)
         self.actions = Actions(self.pool, self._command, jwt_secret)
@@ -70,12 +77,18 @@ class Pipeline:
     async def start(self) -> None:
         await nats_conn.ensure_streams(self.ctx.nc)
         js = self.ctx.nc.jetstream()
-        self.sub = await js.pull_subscribe(
-            subjects.INBOUND_WILDCARD,
-            durable=subjects.PIPELINE_CONSUMER,
-            stream=subjects.INBOUND_STREAM,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT, max_deliver=20),
+        # Create or update: `pull_subscribe` would keep an existing durable's ack wait unchanged.
+        await js.add_consumer(
+            subjects.INBOUND_STREAM,
+            ConsumerConfig(
+                durable_name=subjects.PIPELINE_CONSUMER,
+                filter_subject=subjects.INBOUND_WILDCARD,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self.ack_wait,
+                max_deliver=20,
+            ),
         )
+        self.sub = await js.pull_subscribe_bind(durable=subjects.PIPELINE_CONSUMER, stream=subjects.INBOUND_STREAM)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -138,7 +151,7 @@ class Pipeline:
     async def _keep_alive(self, msg: Msg) -> None:
         """A long turn tells JetStream it is still alive; a killed worker stops, and it is redelivered."""
         while True:
-            await asyncio.sleep(ACK_WAIT / 3)
+            await asyncio.sleep(self.ack_wait / 3)
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 

@@ -181,3 +181,13 @@ def pick_platform(candidates: list[tuple[str, dict[str, Any]]], self_id: str, to
             if token_matches(expected, token):
                 return pid
     return None
+
+
+def refused_platform(candidates: list[tuple[str, dict[str, Any]]], self_id: str) -> str | None:
+    """When `pick_platform` found none: the enabled platform naming this bot, whose token it missed
+    (that platform is in `error`); None when no platform names it or the one that does is disabled."""
+    for pid, fields in candidates:
+        config = fields.get("config", {})
+        if config.get("selfId") == self_id and fields.get("enabled", True) and fields.get("type") == "onebot11":
+            return pid
+    return None

@@ -113,7 +113,9 @@ async def authenticate(conn: asyncpg.Connection, envelope: CommandEnvelope) -> D
     candidates = [(pid, _open_config(fields)) for pid, fields in await queries.onebot_candidates(conn, cmd.self_id)]
     platform_id = domain.pick_platform(candidates, cmd.self_id, cmd.token)
     if platform_id is None:
-        raise DomainError("INVALID_TOKEN", "no enabled platform accepts this bot with this token")
+        named = domain.refused_platform(candidates, cmd.self_id)
+        details = [{"platformId": named}] if named else None  # the edge marks that platform `error`
+        raise DomainError("INVALID_TOKEN", "no enabled platform accepts this bot with this token", details=details)
     return Decision([], result={"platformId": platform_id})
 
 

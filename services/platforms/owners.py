@@ -25,11 +25,13 @@ class Owner(msgspec.Struct, kw_only=True):
     last_seen_at: float  # the last heartbeat or event
     heartbeat_ms: int = DEFAULT_HEARTBEAT_MS
     connected: bool = True
+    # Why the bot's last connection attempt was refused (its token), until it connects again.
+    error: str = ""
 
     def status(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
         if not self.connected:
-            return "disconnected"
+            return "error" if self.error else "disconnected"
         stale = (now - self.last_seen_at) * 1000 > 2 * self.heartbeat_ms + 5_000
         return "disconnected" if stale else "connected"
 
@@ -64,6 +66,27 @@ async def release(kv: KeyValue, platform_id: str, instance_id: str) -> None:
     if current is not None and current.instance_id == instance_id and current.connected:
         with contextlib.suppress(Exception):
             await put(kv, msgspec.structs.replace(current, connected=False, last_seen_at=time.time()))
+
+
+async def refused(kv: KeyValue, platform_id: str, self_id: str, instance_id: str, reason: str) -> None:
+    """Status `error`: the bot this platform names was refused (a wrong token). A live connection
+    is never overwritten, so a stranger's bad attempt cannot flip a working bot's status."""
+    current = await get(kv, platform_id)
+    if current is not None and current.status() == "connected":
+        return
+    now = time.time()
+    await put(
+        kv,
+        Owner(
+            platform_id=platform_id,
+            self_id=self_id,
+            instance_id=instance_id,
+            connected_at=now,
+            last_seen_at=now,
+            connected=False,
+            error=reason,
+        ),
+    )
 
 
 async def all_owners(kv: KeyValue) -> dict[str, Owner]:

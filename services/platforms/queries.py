@@ -6,6 +6,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from bus.db import fetch_page
 from schemas.secrets import mask_value
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -46,6 +47,11 @@ async def get_platform(conn: Conn, platform_id: str) -> dict[str, Any] | None:
 
 async def list_platforms(conn: Conn) -> list[dict[str, Any]]:
     return [_item(r) for r in await conn.fetch(f"{_SELECT} ORDER BY p.id")]
+
+
+async def page_platforms(conn: Conn, *, page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
+    rows, total = await fetch_page(conn, _SELECT, order_by="id", page=page, page_size=page_size)
+    return [_item(r) for r in rows], total
 
 
 async def self_ids(conn: Conn) -> dict[str, str]:

@@ -154,3 +154,73 @@ async def test_bad_frames_are_ignored_and_api_calls_answered(stack: Stack) -> No
         assert not bot.closed.is_set()
     finally:
         await bot.close()
+
+
+async def _refused(url: str, token: str = "s3cret-token-1234") -> int:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(
+            url, additional_headers={"X-Self-ID": "10001", "Authorization": f"Bearer {token}"}, open_timeout=5
+        )
+    return refused.value.response.status_code
+
+
+async def test_disabling_or_deleting_a_platform_closes_its_bot_on_any_edge(stack: Stack) -> None:
+    await stack.add_edge()
+    platform_id = await make_platform(stack)
+    c = await stack.admin()  # edge 0 takes the API calls; edge 1 holds the bot
+    bot = FakeNapCat(ws_url(stack, edge=1), token="s3cret-token-1234")
+    await bot.connect()
+    try:
+        await wait_until(lambda: _is(status_of(stack, platform_id), "connected"), message="connected")
+        r = await c.put(f"/api/platforms/{platform_id}", json={"enable": False})
+        assert r.status_code == 200, r.text
+        await wait_until(lambda: bot.closed.is_set(), message="the disabled platform's bot is closed")
+        assert await _refused(ws_url(stack, edge=1)) == 403
+        assert await status_of(stack, platform_id) == "disconnected"  # switched off, not broken
+
+        assert (await c.put(f"/api/platforms/{platform_id}", json={"enable": True})).status_code == 200
+        await bot.connect()
+        await wait_until(lambda: _is(status_of(stack, platform_id), "connected"), message="reconnected")
+        assert (await c.delete(f"/api/platforms/{platform_id}")).status_code == 200
+        await wait_until(lambda: bot.closed.is_set(), message="the deleted platform's bot is closed")
+        assert await _refused(ws_url(stack, edge=1)) == 403
+    finally:
+        await bot.close()
+
+
+async def test_a_refused_token_sets_status_error_until_the_bot_connects(stack: Stack) -> None:
+    platform_id = await make_platform(stack)
+    c = await stack.admin()
+    assert await _refused(ws_url(stack), token="wrong") == 403
+    await wait_until(lambda: _is(status_of(stack, platform_id), "error"), message="status error")
+    summary = (await c.get("/api/platform/stats")).json()["data"]["summary"]
+    assert summary["error"] == 1 and summary["running"] == 0
+    bot = FakeNapCat(ws_url(stack), token="s3cret-token-1234")
+    await bot.connect()
+    try:
+        await wait_until(lambda: _is(status_of(stack, platform_id), "connected"), message="connected")
+        # A stranger's wrong token while the bot is connected does not mark a working bot broken.
+        assert await _refused(ws_url(stack), token="wrong") == 403
+        assert await status_of(stack, platform_id) == "connected"
+    finally:
+        await bot.close()
+    await wait_until(lambda: _is(status_of(stack, platform_id), "disconnected"), message="disconnected")
+
+
+async def test_platform_list_pages_like_every_list(stack: Stack) -> None:
+    c = await stack.admin()
+    for i in range(23):
+        assert (await c.post("/api/platforms", json={"id": f"p{i:02d}", "type": "onebot11"})).status_code == 201
+    first = (await c.get("/api/platforms")).json()["data"]
+    assert (first["total"], first["page"], first["page_size"], len(first["items"])) == (23, 1, 20, 20)
+    assert [i["id"] for i in first["items"]] == [f"p{i:02d}" for i in range(20)]
+    second = (await c.get("/api/platforms", params={"page": 2})).json()["data"]
+    assert [i["id"] for i in second["items"]] == ["p20", "p21", "p22"] and second["total"] == 23
+    middle = (await c.get("/api/platforms", params={"page": 3, "page_size": 5})).json()["data"]
+    assert [i["id"] for i in middle["items"]] == [f"p{i}" for i in range(10, 15)]
+    past = (await c.get("/api/platforms", params={"page": 9})).json()["data"]
+    assert past["items"] == [] and past["total"] == 23
+    for bad in ({"page": 0}, {"page_size": 101}, {"page": "x"}):
+        assert (await c.get("/api/platforms", params=bad)).status_code == 400, bad
+    # The stats summary still counts every platform, not a page of them.
+    assert (await c.get("/api/platform/stats")).json()["data"]["summary"]["total"] == 23

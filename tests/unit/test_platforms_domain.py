@@ -60,6 +60,9 @@ def test_pick_platform() -> None:
     assert domain.pick_platform([own, anyone], "42", "x") is None
     assert domain.pick_platform([open_any], "42", "") is None  # no token and no self id: never open
     assert domain.pick_platform([off], "42", "c") is None
+    # Which platform a refusal puts in `error`: the enabled one naming the bot, never a disabled one.
+    assert domain.refused_platform([own, anyone], "42") == "own"
+    assert domain.refused_platform([anyone, off], "42") is None
 
 
 def test_cq_codes_and_arrays_parse_alike() -> None:

@@ -78,7 +78,7 @@ function Summary({ stats }) {
 }
 
 export default function Platforms({ title }) {
-  const list = useAsync(() => get('/api/platforms'));
+  const list = useAsync(() => get('/api/platforms?page_size=100'));
   const stats = useAsync(() => get('/api/platform/stats'));
   const [editing, setEditing] = useState(null); // null: closed, false: new, object: edit
   const act = useAction();
