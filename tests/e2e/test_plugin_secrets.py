@@ -52,7 +52,8 @@ def secret_schema() -> dict[str, Any]:
 
 async def dump(stack: Stack) -> str:
     async with stack.workers[0].pool.acquire() as conn:
-        rows = await conn.fetch("SELECT data::text AS t FROM events")
+        rows = await conn.fetch("SELECT data::text || metadata::text AS t FROM events")
+        rows += await conn.fetch("SELECT result::text AS t FROM processed_commands")
         rows += await conn.fetch("SELECT p::text AS t FROM plugins p")
     return "\n".join(r["t"] for r in rows)
 
