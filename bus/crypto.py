@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from schemas.secrets import SEALED_PREFIX, is_sealed, split_sealed
+from schemas.secrets import SEALED_PREFIX, is_sealed, mask_value, split_sealed, walk_secrets
 
 KEYRING_FILE = "secret-keys.json"
 ENV_KEY = "CHATBUS_SECRET_KEY"
@@ -208,3 +209,39 @@ def seal(plaintext: str, hint: str) -> str:
 
 def reveal(value: str) -> str:
     return active().open(value) if is_sealed(value) else value
+
+
+def seal_document(document: dict[str, Any], also: Collection[str] = ()) -> dict[str, Any]:
+    """A free-form document (the config, a plugin's config) with its plaintext secrets sealed (secret
+    keys and the dotted paths in `also`); values already sealed (kept from the stored one) stay as
+    they are. The keyring is asked for only when there is a secret: a document without one needs no key."""
+    sealed: dict[str, Any] = walk_secrets(
+        document, lambda _p, v: v if is_sealed(v) else seal(v, str(mask_value(v))), also
+    )
+    return sealed
+
+
+def reseal_document(document: dict[str, Any], also: Collection[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """Every secret not sealed under the current key, sealed under it; with the paths that changed."""
+    ring = active()
+    paths: list[str] = []
+
+    def one(path: str, value: str) -> str:
+        if ring.is_current(value):
+            return value
+        paths.append(path)
+        plain = ring.open(value)
+        return ring.seal(plain, str(mask_value(plain)))
+
+    resealed: dict[str, Any] = walk_secrets(document, one, also)
+    return resealed, paths
+
+
+def open_document(document: Any) -> Any:
+    """Every sealed string of a document opened, wherever it sits (what the domain validates, what a
+    plugin process is given)."""
+    if isinstance(document, dict):
+        return {k: open_document(v) for k, v in document.items()}
+    if isinstance(document, list):
+        return [open_document(v) for v in document]
+    return reveal(document) if is_sealed(document) else document

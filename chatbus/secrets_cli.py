@@ -44,6 +44,7 @@ async def _reseal(dsn: str) -> int:
     fields = sum(len(f) for f in done["channels"].values())
     print(
         f"re-encrypted {fields} secret fields of {len(done['channels'])} channels"
-        f" and {len(done['config'])} config secrets; {len(done.get('mcpServers', []))} MCP servers"
+        f" and {len(done['config'])} config secrets; {len(done.get('mcpServers', []))} MCP servers;"
+        f" {len(done.get('plugins', []))} plugin configs"
     )
     return 0

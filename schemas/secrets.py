@@ -7,7 +7,10 @@ every reader (edge, relay, audit) masks without ever holding the key."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from typing import Any
+
+from schemas.errors import DomainError
 
 MASK = "****"
 SEALED_PREFIX = "$enc:v1:"
@@ -116,3 +119,36 @@ def keep_masked(current: Any, incoming: Any, *, whole: bool = False) -> Any:
         olds = current if isinstance(current, list) else []
         return [keep_masked(olds[i] if i < len(olds) else None, v) for i, v in enumerate(incoming)]
     return incoming
+
+
+def walk_secrets(node: Any, one: Callable[[str, str], str], also: Collection[str] = (), path: str = "") -> Any:
+    """`node` with every non-empty string under a secret key, or at a dotted path in `also` (a schema's
+    write-only properties; a list's items share its path), replaced by `one(path, value)`."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            sub = f"{path}.{key}" if path else key
+            hit = (is_secret(key) or sub in also) and isinstance(value, str) and value
+            out[key] = one(sub, value) if hit else walk_secrets(value, one, also, sub)
+        return out
+    if isinstance(node, list):
+        listed = path in also
+        return [one(path, v) if listed and isinstance(v, str) and v else walk_secrets(v, one, also, path) for v in node]
+    return node
+
+
+def refuse_sealed_input(patch: Any, path: str = "", *, code: str = "INVALID_CONFIG") -> None:
+    """A client never sends a sealed value: one that does copied it from elsewhere (a dump), and
+    storing it would let a later reader decrypt it on the client's behalf."""
+    if isinstance(patch, dict):
+        for key, value in patch.items():
+            refuse_sealed_input(value, f"{path}.{key}" if path else key, code=code)
+    elif isinstance(patch, list):
+        for value in patch:
+            refuse_sealed_input(value, path, code=code)
+    elif is_sealed(patch):
+        raise DomainError(
+            code,
+            f"invalid config at '{path}': values starting with '$enc:' are reserved",
+            details=[{"path": path, "reason": "reserved prefix"}],
+        )

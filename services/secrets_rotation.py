@@ -1,6 +1,7 @@
 """`chatbus secrets rotate`: every stored secret sealed again under the keyring's current key, by
-appending events (one per channel / config document whose secrets were under an older key or still
-plain). Events already in the log keep their ciphertext; the keyring keeps the old keys for them."""
+appending events (one per channel / config document / MCP server / plugin config whose secrets were
+under an older key or still plain).
+Events already in the log keep their ciphertext; the keyring keeps the old keys for them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from bus.eventstore import EventStore
 from schemas.envelope import Actor, CommandEnvelope
 from services.channels import handlers as channel_handlers
 from services.config import handlers as config_handlers
+from services.plugins import handlers as plugin_handlers
 from services.tools.mcp import store as mcp_store
 
 ACTOR = Actor("system:secrets-rotate")
@@ -21,7 +23,8 @@ def _envelope(kind: str, payload: dict[str, Any]) -> CommandEnvelope:
 
 
 async def reseal_all(store: EventStore) -> dict[str, Any]:
-    """What was sealed again: `{"channels": {id: [fields]}, "config": [paths], "mcpServers": [names]}`.
+    """What was sealed again: `{"channels": {id: [fields]}, "config": [paths], "mcpServers": [names],
+    "plugins": [names]}`.
     Raises on a refusal."""
     channel_ids = [r["id"] for r in await store.pool.fetch("SELECT id FROM channels ORDER BY id")]
     channels: dict[str, list[str]] = {}
@@ -42,4 +45,11 @@ async def reseal_all(store: EventStore) -> dict[str, Any]:
             raise RuntimeError(f"MCP server {name}: {reply.error}")
         if reply.result and reply.result.get("resealed"):
             servers.append(name)
-    return {"channels": channels, "config": resealed, "mcpServers": servers}
+    plugins = []
+    for name in [r["name"] for r in await store.pool.fetch("SELECT name FROM plugins ORDER BY name")]:
+        reply = await store.execute(_envelope("plugins.reseal", {"name": name}), plugin_handlers.reseal)
+        if not reply.ok:
+            raise RuntimeError(f"plugin {name}: {reply.error}")
+        if reply.result and reply.result.get("resealed"):
+            plugins.append(name)
+    return {"channels": channels, "config": resealed, "mcpServers": servers, "plugins": plugins}

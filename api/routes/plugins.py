@@ -20,7 +20,7 @@ from api.security import require_admin
 from api.state import edge_of
 from bus import subjects
 from schemas.errors import DomainError
-from services.plugins import artifact, queries
+from services.plugins import artifact, domain, queries
 from services.plugins import commands as registry
 
 MAX_BODY_BYTES = 64 * 1024
@@ -82,7 +82,7 @@ def _view(row: dict[str, Any], live: dict[str, dict[str, Any]] | None) -> dict[s
         "commands": [c["name"] for c in manifest.get("commands", [])],
         "tools": state["tools"] if state else [],
         "instances": state["instances"] if state else 0,
-        "config": row["config"],
+        "config": domain.shown_config(row["config"], manifest.get("configSchema")),
         "is_official": False,
         "installedAt": row["installed_at"].isoformat(),
         "updatedAt": row["updated_at"].isoformat(),
@@ -171,15 +171,22 @@ class PluginController(Controller):
         row = await queries.get_plugin(edge_of(request).pool, name)
         if row is None:
             raise ApiError("PLUGIN_NOT_FOUND", f"plugin '{name}' not found")
-        return ok({"config": row["config"], "schema": row["manifest"].get("configSchema") or {}})
+        schema = row["manifest"].get("configSchema") or {}
+        return ok({"config": domain.shown_config(row["config"], schema), "schema": schema})
 
     async def _configure(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         body = await json_object_body(request, max_bytes=MAX_BODY_BYTES)
         name, config = body.get("name"), body.get("config")
         if not isinstance(name, str) or not isinstance(config, dict):
             raise ApiError("VALIDATION_ERROR", "the body is {name, config: {...}}")
-        await commands.send(request, "plugins", "configure", {"name": name, "config": config})
-        return ok({"name": name, "config": config})
+        reply = await commands.send(request, "plugins", "configure", {"name": name, "config": config})
+        row = reply.result if isinstance(reply.result, dict) and "config" in reply.result else None
+        if row is None:
+            row = await queries.get_plugin(edge_of(request).pool, name)
+        if row is None:
+            raise ApiError("PLUGIN_NOT_FOUND", f"plugin '{name}' not found")
+        # What was stored, masked: never the plaintext the client sent.
+        return ok({"name": name, "config": domain.shown_config(row["config"], row["manifest"].get("configSchema"))})
 
     @put("/config")
     async def put_config(self, request: Request[Any, Any, Any]) -> Response[bytes]:

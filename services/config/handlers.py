@@ -13,10 +13,9 @@ from bus.eventstore import Decision, EventStore, Handler, StreamAppend, event_fr
 from schemas.config import ConfigChanged, ConfigEvent, RollbackConfig, UpdateConfig
 from schemas.envelope import Actor, CommandEnvelope, CommandReply
 from schemas.errors import DomainError
-from schemas.secrets import mask
+from schemas.secrets import mask, refuse_sealed_input
 from services.config import domain, queries
 from services.config.domain import STREAM, ConfigState
-from services.config.secrets import refuse_sealed_input, reseal_document, seal_document
 
 
 async def load_config(conn: asyncpg.Connection) -> ConfigState:
@@ -35,7 +34,7 @@ def _decision(state: ConfigState, events: list[ConfigEvent]) -> Decision:
     if not events:
         return Decision([], result=_result(state.document, state.version, []), version=state.version)
     event = events[0]
-    event = msgspec.structs.replace(event, document=seal_document(event.document))
+    event = msgspec.structs.replace(event, document=crypto.seal_document(event.document))
     events = [event, *events[1:]]
     append = StreamAppend(STREAM, state.version, [event_from_struct(e) for e in events])
     return Decision([append], result=_result(event.document, state.version + 1, event.paths))
@@ -66,7 +65,7 @@ async def reseal(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     """`chatbus secrets rotate`: the document again, its secrets sealed under the current key."""
     state = await load_config(conn)
     try:
-        document, paths = reseal_document(state.document)
+        document, paths = crypto.reseal_document(state.document)
     except crypto.SecretKeyError as exc:
         raise DomainError("INTERNAL_ERROR", f"config: {exc}; restore that key to the keyring") from exc
     if not paths:

@@ -21,6 +21,7 @@ from schemas.plugins import (
     PluginRemoved,
     PluginsEvent,
 )
+from schemas.secrets import mask, mask_value, walk_secrets
 
 EVENTS = EventCatalog.of(
     "plugins",
@@ -94,6 +95,30 @@ def decide_enable(state: PluginState, enabled: bool) -> list[PluginsEvent]:
     if state.enabled == enabled:
         return []
     return [PluginEnabled(name=state.name) if enabled else PluginDisabled(name=state.name)]
+
+
+def secret_paths(schema: Any, path: str = "") -> set[str]:
+    """The dotted paths (under the config) of the properties `schema` marks `"writeOnly": true` or
+    `"format": "password"`: sealed like a secret-named key, whatever their name."""
+    out: set[str] = set()
+    if not isinstance(schema, dict):
+        return out
+    if path and (schema.get("writeOnly") is True or schema.get("format") == "password"):
+        out.add(path)
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for key, sub in properties.items():
+            out |= secret_paths(sub, f"{path}.{key}" if path else key)
+    if isinstance(schema.get("items"), dict):
+        out |= secret_paths(schema["items"], path)  # a list's items share its path
+    return out
+
+
+def shown_config(config: dict[str, Any], schema: Any) -> dict[str, Any]:
+    """How a plugin's config reads back: every secret as its mask (a sealed value's hint)."""
+    hinted = walk_secrets(config, lambda _p, v: str(mask_value(v)), secret_paths(schema))
+    shown: dict[str, Any] = mask(hinted)
+    return shown
 
 
 def config_errors(schema: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:

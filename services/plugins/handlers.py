@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import msgspec
+from msgspec.structs import replace as replace_struct
 
+from bus import crypto
 from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream, payload_of, stream_head
 from schemas.envelope import CommandEnvelope
 from schemas.errors import DomainError
@@ -15,11 +18,13 @@ from schemas.plugins import (
     ConfigurePlugin,
     InstallPlugin,
     Manifest,
+    PluginConfigured,
     PluginRef,
     RenameCommand,
     ResolveConflict,
     ToggleCommand,
 )
+from schemas.secrets import keep_masked, refuse_sealed_input
 from services.plugins import commands, domain, queries
 from services.plugins.domain import PluginState
 
@@ -65,11 +70,40 @@ async def remove(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
     return Decision(_append(state, domain.decide_remove(state)), result={"name": cmd.name, "deleted": True})
 
 
+def _opened(state: PluginState, what: str) -> PluginState:
+    try:
+        return replace(state, config=crypto.open_document(state.config))
+    except crypto.SecretKeyError as exc:
+        raise DomainError("INTERNAL_ERROR", f"plugin '{state.name}' {what}: {exc}; restore that key") from exc
+
+
 async def configure(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    """Secrets (secret-named keys, the schema's write-only properties) are sealed before the event is
+    written; a masked value sent back means "unchanged"; the domain validates the plaintext."""
     cmd = payload_of(envelope, ConfigurePlugin)
+    refuse_sealed_input(cmd.config, "config", code="VALIDATION_ERROR")
     state = await load(conn, cmd.name)
-    events = domain.decide_configure(state, cmd.config)
-    return Decision(_append(state, events), version=state.version, after=_read_back(cmd.name))
+    merged = keep_masked(state.config, cmd.config)
+    opened = _opened(state, "config")
+    events = domain.decide_configure(opened, _opened(replace(state, config=merged), "config").config)
+    also = domain.secret_paths(state.manifest.get("configSchema"))
+    sealed = [replace_struct(e, config=crypto.seal_document(merged, also)) for e in events]
+    return Decision(_append(state, sealed), version=state.version, after=_read_back(cmd.name))
+
+
+async def reseal(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
+    """`chatbus secrets rotate`: the plugin's config again, its secrets sealed under the current key."""
+    cmd = payload_of(envelope, PluginRef)
+    state = await load(conn, cmd.name)
+    also = domain.secret_paths(state.manifest.get("configSchema"))
+    try:
+        config, paths = crypto.reseal_document(state.config, also)
+    except crypto.SecretKeyError as exc:
+        raise DomainError("INTERNAL_ERROR", f"plugin '{cmd.name}' config: {exc}; restore that key") from exc
+    if not state.exists or not paths:
+        return Decision([], result={"resealed": []}, version=state.version)
+    event = PluginConfigured(name=state.name, config=config)
+    return Decision(_append(state, [event]), result={"resealed": paths})
 
 
 async def _registry_append(conn: asyncpg.Connection, events: list[Any]) -> Decision:

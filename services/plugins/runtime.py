@@ -25,7 +25,7 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from bus import subjects
+from bus import crypto, subjects
 from schemas.mcp import McpServerConfig
 from schemas.tools import ToolSourceKind
 from services.plugins import artifact, queries
@@ -62,7 +62,7 @@ def server_config(row: dict[str, Any], folder: Path) -> McpServerConfig:
         args=["-I", str(LAUNCHER), *limits, "--", *entry],
         env={
             "HOME": str(folder),
-            "CHATBUS_PLUGIN_CONFIG": json.dumps(row["config"], ensure_ascii=False),
+            "CHATBUS_PLUGIN_CONFIG": json.dumps(crypto.open_document(row["config"]), ensure_ascii=False),
             "PYTHONDONTWRITEBYTECODE": "1",
         },
         cwd=str(folder),

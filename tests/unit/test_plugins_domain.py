@@ -169,3 +169,26 @@ def test_chatbus_plugin_pack_writes_the_upload_zip(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "chatbus", "plugin", "pack", str(bad)], capture_output=True, text=True)
     assert done.returncode == 1 and "missing required field `version`" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_schema_marked_secrets_are_found_and_masked() -> None:
+    from services.plugins.domain import secret_paths, shown_config
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "pin": {"type": "string", "writeOnly": True},
+            "db": {"type": "object", "properties": {"pass": {"type": "string", "format": "password"}}},
+            "tags": {"type": "array", "items": {"type": "string", "writeOnly": True}},
+            "unit": {"type": "string"},
+        },
+    }
+    assert secret_paths(schema) == {"pin", "db.pass", "tags"}
+    config = {"pin": "123456789012", "db": {"pass": "hunter2"}, "tags": ["abc"], "unit": "C", "apiKey": "sk-x-12345678"}
+    assert shown_config(config, schema) == {
+        "pin": "****9012",
+        "db": {"pass": "****"},
+        "tags": ["****"],
+        "unit": "C",
+        "apiKey": "sk-****5678",
+    }
