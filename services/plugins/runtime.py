@@ -26,6 +26,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from bus import crypto, subjects
+from bus.loops import reload_on_wake
 from schemas.mcp import McpServerConfig
 from schemas.tools import ToolSourceKind
 from services.plugins import artifact, queries
@@ -116,14 +117,7 @@ class PluginRuntime:
         self._wake.set()
 
     async def _reload_forever(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), REFRESH_INTERVAL)
-            self._wake.clear()
-            try:
-                await self.reload()
-            except Exception:
-                log.warning("could not reload the plugins; keeping the running ones", exc_info=True)
+        await reload_on_wake(self._wake, REFRESH_INTERVAL, self.reload, "the plugins")
 
     async def reload(self) -> None:
         async with self._lock:
