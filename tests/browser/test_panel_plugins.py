@@ -92,7 +92,10 @@ async def test_plugins_and_commands_pages(browser: Any, stack: Stack, tmp_path: 
     again = await stored()
     assert again["greeting"] == "Hello " and again["apiKey"] == saved["apiKey"]
     await expect(status).to_have_text("running", timeout=RUNNING_MS)
+    await page.set_viewport_size({"width": DESKTOP["width"], "height": 1200})  # the form and the list together
+    await page.evaluate("scrollTo(0, 0)")
     await shot(page, "plugins")
+    await page.set_viewport_size(DESKTOP)
 
     # The commands page: the plugin's commands with the built-ins; toggle one off; a taken name is a 409.
     await go(page, "commands")
