@@ -13,7 +13,7 @@ import pytest
 
 from services.plugins.pack import pack
 from tests.browser.conftest import shot
-from tests.browser.test_panel import DESKTOP, go, log_in, new_page
+from tests.browser.test_panel import DESKTOP, PHONE, go, log_in, new_page
 from tests.stack import Stack
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "echo-weather"
@@ -115,4 +115,10 @@ async def test_plugins_and_commands_pages(browser: Any, stack: Stack, tmp_path: 
     assert items["echo-weather.echo"]["enabled"] is False
     assert items["echo-weather.weather"]["effective_command"] == "weather"
     await shot(page, "commands")
+
+    # At a phone's width the table's rows stack with their labels and the actions stay reachable.
+    await page.set_viewport_size(PHONE)
+    await go(page, "plugins")
+    await expect(page.get_by_role("button", name="Menu")).to_be_visible()
+    await expect(page.get_by_role("button", name="Config echo-weather")).to_be_visible()
     assert errors == []

@@ -83,8 +83,8 @@ export default function Commands({ title }) {
     </div>
     ${renaming ? html`<${RenameForm} key=${renaming.handler_full_name} item=${renaming} onDone=${done} />` : null}
     <${Table} rows=${items.map((c) => ({ ...c, id: c.handler_full_name }))} columns=${[
-      { label: t('Command'), render: (c) => html`<strong class="mono">${c.effective_command}</strong>
-        ${c.effective_command !== c.original_command ? html`<div class="muted">${`${t('Originally')} ${c.original_command}`}</div>` : null}` },
+      { label: t('Command'), render: (c) => html`<div><strong class="mono">${c.effective_command}</strong>
+        ${c.effective_command !== c.original_command ? html`<div class="muted">${`${t('Originally')} ${c.original_command}`}</div>` : null}</div>` },
       { label: t('Aliases'), render: (c) => (c.aliases || []).join(', ') || '—' },
       { label: t('Plugin'), render: (c) => html`<${Badge}>${c.plugin}<//>` },
       { key: 'description', label: t('Description') },

@@ -133,10 +133,10 @@ export default function Plugins({ title }) {
     ${configOf ? html`<${ConfigForm} key=${configOf} name=${configOf} onClose=${() => setConfigOf(null)} />` : null}
     <${Card} title=${t('Plugins')}>
     <${Table} rows=${items.map((p) => ({ ...p, id: p.name }))} columns=${[
-      { label: t('Name'), render: (p) => html`<strong class="nowrap">${p.name}</strong> <span class="muted">${p.version}</span>
-        ${p.description ? html`<div class="muted">${p.description}</div>` : null}` },
-      { label: t('Status'), render: (p) => html`<span class="plugin-status" data-plugin=${p.name}><${Badge} kind=${STATUS_KIND[p.status]}>${p.status}<//></span>
-        ${p.error ? html`<div class="muted">${p.error}</div>` : null}` },
+      { label: t('Name'), render: (p) => html`<div><strong class="nowrap">${p.name}</strong> <span class="muted">${p.version}</span>
+        ${p.description ? html`<div class="muted">${p.description}</div>` : null}</div>` },
+      { label: t('Status'), render: (p) => html`<div><span class="plugin-status" data-plugin=${p.name}><${Badge} kind=${STATUS_KIND[p.status]}>${p.status}<//></span>
+        ${p.error ? html`<div class="muted">${p.error}</div>` : null}</div>` },
       { key: 'enabled', label: t('Enabled') },
       { label: t('Commands'), render: (p) => html`<span class="plugin-commands">${(p.commands || []).join(', ') || '—'}</span>` },
       { label: t('Tools'), render: (p) => (p.tools || []).join(', ') || '—' },
