@@ -1,8 +1,9 @@
 """The plugins and commands pages in a real headless Chromium (issue 12): a bad zip's refusal is shown,
 the example plugin (packed as `chatbus plugin pack` does) is uploaded, enabled and seen running with its
 commands; its config is changed through the form generated from its JSON Schema (a 400 shows the path,
-a masked secret left alone is kept); its commands are on the commands page, one is toggled off and a
-rename onto a taken word shows the 409. Screenshots: plugins, commands."""
+a masked secret left alone is kept); its commands are on the commands page, one is toggled off, a
+rename onto a taken word shows the 409, and a second plugin's clash is resolved from the page.
+Screenshots: plugins, commands."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 from services.plugins.pack import pack
 from tests.browser.conftest import shot
 from tests.browser.test_panel import DESKTOP, PHONE, go, log_in, new_page
+from tests.fakes.plugins import example_zip
+from tests.fakes.plugins import upload as upload_zip
 from tests.stack import Stack
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "echo-weather"
@@ -114,6 +117,19 @@ async def test_plugins_and_commands_pages(browser: Any, stack: Stack, tmp_path: 
     items = {i["handler_full_name"]: i for i in (await admin.get("/api/commands")).json()["data"]["items"]}
     assert items["echo-weather.echo"]["enabled"] is False
     assert items["echo-weather.weather"]["effective_command"] == "weather"
+
+    # A second plugin claiming `weather` (and its alias): the conflicts are listed and resolved from the page.
+    twin = example_zip(name="twin", commands=[{"name": "weather", "aliases": ["天气"], "tool": "echo"}])
+    assert (await upload_zip(admin, twin)).status_code == 201
+    assert (await admin.post("/api/plugins/enable", json={"name": "twin"})).status_code == 200
+    await page.locator("#refresh-commands").click()
+    conflict = page.locator('.conflict[data-conflict="weather"]')
+    await expect(conflict).to_contain_text("twin.weather")
+    await conflict.get_by_label("Resolution: weather").select_option("alias_second")
+    await page.get_by_role("button", name="Resolve weather").click()
+    await expect(conflict).to_have_count(0)
+    items = {i["handler_full_name"]: i for i in (await admin.get("/api/commands")).json()["data"]["items"]}
+    assert items["twin.weather"]["effective_command"] == "weather_twin"
     await shot(page, "commands")
 
     # At a phone's width the table's rows stack with their labels and the actions stay reachable.
