@@ -27,7 +27,6 @@ const ZH = {
   'Section': '配置段', 'Changed paths': '变更路径', 'Rollback to this version?': '回滚到该版本？',
   'Delete this item?': '确定删除？', 'Saved': '已保存', 'Done': '完成', 'Group': '群', 'Overrides (JSON)': '覆盖配置 (JSON)',
   'Remove overrides': '删除覆盖', 'Stream history': '流历史', 'Events': '事件', 'Filter': '筛选', 'Apply': '应用',
-  'This page arrives with its API, which this server does not offer yet.': '此页面依赖的接口在本服务器上尚未提供。',
   'Upstream answer': '上游回复', 'Elapsed (ms)': '耗时 (ms)', 'Upload a JSON or YAML preset file': '上传 JSON 或 YAML 预设文件',
   'Health': '健康', 'Last error': '最近错误', 'Tested at': '测试时间', 'Role': '角色', 'Host': '主机', 'Last heartbeat': '最近心跳',
   'Tool calls': '工具调用', 'Settings are stored in the config (settings section).': '设置保存在配置的 settings 段中。',
@@ -45,6 +44,14 @@ const ZH = {
   'OneBot v11 reverse WebSocket URL': 'OneBot v11 反向 WebSocket 地址',
   'In NapCat: network settings, add a WebSocket client with this URL and the platform access token.': '在 NapCat 网络配置中添加 WebSocket 客户端，填入此地址和该平台的访问令牌。',
   'Received': '接收', 'Sent': '发送', 'Errors': '错误数', 'Last event': '最近事件', 'In error': '异常',
+  'Upload a plugin': '上传插件', 'Plugin zip': '插件 zip 包', 'Made with: chatbus plugin pack <folder>': '用 chatbus plugin pack <目录> 打包',
+  'Upload': '上传', 'Uploaded': '已上传', 'Enable': '启用', 'Disable': '禁用', 'Reload': '重载', 'Updated': '更新时间',
+  'This plugin declares no settings.': '此插件没有可配置项。', 'Other settings (JSON)': '其他配置 (JSON)',
+  'Rename': '重命名', 'New name': '新名称', 'Aliases (comma separated)': '别名 (逗号分隔)', 'Aliases': '别名',
+  'Plugin': '插件', 'Permission': '权限', 'Conflict': '冲突', 'Conflicts': '冲突', 'No conflicts': '没有冲突',
+  'Originally': '原名', 'Resolution': '处理方式', 'Resolve': '解决',
+  'Keep the first, disable the second': '保留第一个，禁用第二个', 'Keep the second, disable the first': '保留第二个，禁用第一个',
+  'Rename the first': '重命名第一个', 'Rename the second': '重命名第二个',
 };
 
 const TABLES = { en: {}, 'zh-CN': ZH };
