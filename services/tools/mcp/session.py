@@ -30,6 +30,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from schemas.mcp import McpCallResult, McpServerConfig, McpServerState
+from schemas.secrets import mask_url
 from services.tools.mcp.allowlist import is_python
 
 log = logging.getLogger("chatbus.mcp")
@@ -54,7 +55,8 @@ def short_error(exc: BaseException) -> str:
         text = "timed out"
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return (text.splitlines() or [""])[0][:300]
+    # Transport errors quote the server URL; one with a `user:pass@` part must not reach status or logs.
+    return mask_url((text.splitlines() or [""])[0])[:300]
 
 
 def render_result(result: types.CallToolResult) -> str:
