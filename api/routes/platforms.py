@@ -30,7 +30,9 @@ async def _one(request: Request[Any, Any, Any], platform_id: str) -> dict[str, A
     platform = await queries.get_platform(edge_of(request).pool, platform_id)
     if platform is None:
         raise ApiError("PLATFORM_NOT_FOUND", f"platform '{platform_id}' not found")
-    return owners.view(platform, (await _owners(request)).get(platform_id))
+    gateway: OneBotGateway = request.app.state["onebot"]
+    owner = await owners.get(gateway.kv, platform_id) if gateway.kv is not None else None
+    return owners.view(platform, owner)
 
 
 def _new_id(body: dict[str, Any]) -> str:
@@ -58,8 +60,10 @@ class PlatformController(Controller):
     async def create_platform(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         body = await json_object_body(request, max_bytes=MAX_BODY_BYTES)
         platform_id = _new_id(body)
-        await commands.send(request, "platforms", "create", {"id": platform_id, "body": body})
-        return ok(await _one(request, platform_id), status=201)
+        reply = await commands.send(request, "platforms", "create", {"id": platform_id, "body": body})
+        # A retry with the same Idempotency-Key gets the first create's reply, and the id that one chose.
+        created = reply.result if isinstance(reply.result, dict) else {}
+        return ok(await _one(request, str(created.get("id") or platform_id)), status=201)
 
     @get("/{platform_id:str}")
     async def get_platform(self, request: Request[Any, Any, Any], platform_id: str) -> Response[bytes]:
