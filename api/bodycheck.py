@@ -72,7 +72,9 @@ def _rule(request: Request[Any, Any, Any]) -> _BodyRule:
     field = handler.parsed_fn_signature.parameters.get("data")
     media = getattr(field.kwarg_definition, "media_type", None) if field is not None else None
     json_route = field is not None and media in (None, RequestEncodingType.JSON)
-    decoder = msgspec.json.Decoder(field.annotation, strict=True) if json_route and field is not None else None
+    # A route typed `data: Any` validates its body itself: a strict decode would only parse it twice.
+    typed = json_route and field is not None and field.annotation is not Any
+    decoder = msgspec.json.Decoder(field.annotation, strict=True) if typed and field is not None else None
     rule = _BodyRule(json_route, decoder)
     _rules[handler] = rule
     return rule

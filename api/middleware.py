@@ -11,8 +11,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.envelope import encode, error_body
 from api.ratelimit import EXEMPT_PATHS, EXEMPT_PREFIXES
-from api.security import client_ip, query_token_allowed, token_from
-from api.state import Edge, edge_of
+from api.security import client_ip, decoded_claims, query_token_allowed, token_from
+from api.state import Edge
 from schemas.errors import DomainError
 
 
@@ -20,7 +20,7 @@ def client_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     token = token_from(connection, allow_query=query_token_allowed(connection))
     if token:
         try:
-            return "sub:" + edge_of(connection).tokens.decode(token).sub
+            return "sub:" + decoded_claims(connection, token).sub
         except DomainError:
             pass
     return "ip:" + client_ip(connection)

@@ -50,13 +50,31 @@ def token_from(connection: ASGIConnection[Any, Any, Any, Any], *, allow_query: b
     return None
 
 
+def decoded_claims(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> TokenClaims:
+    """The token's verified claims, decoded once per request: the rate limiter keys on them before the
+    guard needs them. Raises DomainError for a bad token (each time asked)."""
+    state = connection.scope.setdefault("state", {})
+    cached = state.get("decoded_token")
+    if cached is not None and cached[0] == token:
+        outcome: TokenClaims | DomainError = cached[1]
+    else:
+        try:
+            outcome = edge_of(connection).tokens.decode(token)
+        except DomainError as exc:
+            outcome = exc
+        state["decoded_token"] = (token, outcome)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     edge = edge_of(connection)
     token = token_from(connection, allow_query=query_token_allowed(connection))
     if not token:
         raise ApiError("AUTH_REQUIRED", "authentication required: send a Bearer token or the auth_token cookie")
     try:
-        claims = edge.tokens.decode(token)
+        claims = decoded_claims(connection, token)
     except DomainError as exc:
         raise ApiError(exc.code, exc.message) from exc
     if edge.revoked.is_void(claims):
