@@ -19,6 +19,7 @@ from tests.e2e.test_tools import logs_of
 from tests.fakes.llm import FakeProvider
 from tests.fakes.mcp_harness import ALLOW, MODULE, REPO, HttpServer
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 ENV_SECRET = "sk-env-secret-value-98765"
 HEADER_SECRET = "Bearer header-secret-token-4321"
@@ -37,16 +38,16 @@ def stdio_body(name: str, **extra: Any) -> dict[str, Any]:
 async def server_until(
     c: httpx.AsyncClient, name: str, cond: Callable[[dict[str, Any]], bool], timeout: float = 40
 ) -> dict[str, Any]:
-    """Poll the server's read until `cond` holds (bounded)."""
-    last: Any = None
-    async with asyncio.timeout(timeout):
-        while True:
-            r = await c.get(f"/api/mcp/servers/{name}")
-            last = r.json().get("data")
-            if r.status_code == 200 and cond(last):
-                return dict(last)
-            await asyncio.sleep(0.1)
-    raise AssertionError(last)  # pragma: no cover
+    """Poll the server's read until `cond` holds (bounded); a timeout reports the last read."""
+    last: dict[str, Any] = {}
+
+    async def holds() -> dict[str, Any] | None:
+        nonlocal last
+        r = await c.get(f"/api/mcp/servers/{name}")
+        last = r.json().get("data") or {}
+        return dict(last) if r.status_code == 200 and cond(last) else None
+
+    return await wait_until(holds, timeout=timeout, interval=0.1, message=f"server {name}", state=lambda: last)
 
 
 def connected(count: int = 1) -> Callable[[dict[str, Any]], bool]:
@@ -58,12 +59,11 @@ def connected(count: int = 1) -> Callable[[dict[str, Any]], bool]:
 
 
 async def tools_until(c: httpx.AsyncClient, name: str, wanted: str, timeout: float = 30) -> list[str]:
-    async with asyncio.timeout(timeout):
-        while True:
-            names = [t["name"] for t in (await c.get(f"/api/mcp/servers/{name}/tools")).json()["data"]["tools"]]
-            if wanted in names:
-                return names
-            await asyncio.sleep(0.1)
+    async def listed() -> list[str] | None:
+        names = [t["name"] for t in (await c.get(f"/api/mcp/servers/{name}/tools")).json()["data"]["tools"]]
+        return names if wanted in names else None
+
+    return await wait_until(listed, timeout=timeout, interval=0.1, message=f"tool {wanted} of {name}")
 
 
 async def call(c: httpx.AsyncClient, name: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import httpx
 import msgspec
 
 from schemas.llm import ProviderTarget
+from schemas.secrets import MASK
 
 ErrorKind = Literal[
     "auth",
@@ -28,7 +29,6 @@ ErrorKind = Literal[
 ]
 RETRYABLE_KINDS: frozenset[str] = frozenset({"connection", "timeout", "rate_limited", "server"})
 MAX_MESSAGE = 500
-REDACTED = "****"
 
 
 class ProviderError(Exception):
@@ -51,7 +51,7 @@ class ProviderError(Exception):
         # Redact before truncating: cutting first could leave a key's prefix that no longer matches.
         for secret in secrets:
             if secret:
-                message = message.replace(secret, REDACTED)
+                message = message.replace(secret, MASK)
         message = message[:MAX_MESSAGE]
         super().__init__(message)
         self.kind: ErrorKind = kind
