@@ -56,6 +56,7 @@ async def fetch_page(
     order_by: str,
     page: int,
     page_size: int,
+    offset: int | None = None,
 ) -> tuple[list[asyncpg.Record], int]:
     """One page of `query` (a SELECT without ORDER BY or LIMIT; `$n` placeholders for `args`) in
     `order_by` order, and how many rows match in all. One round trip; a second count only for a page
@@ -65,7 +66,7 @@ async def fetch_page(
         f"SELECT *, count(*) OVER () AS _total FROM ({query}) AS _q ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}",
         *args,
         page_size,
-        (page - 1) * page_size,
+        (page - 1) * page_size if offset is None else offset,  # an explicit offset (ChatAI's limit/offset)
     )
     if rows:
         return list(rows), int(rows[0]["_total"])

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from bus.db import fetch_page
 from services.tools.policy import ToolSettings
 
 
@@ -54,24 +55,19 @@ async def list_logs(
     limit: int = 20,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    rows = await conn.fetch(
-        """SELECT *, count(*) OVER () AS total FROM tool_logs
+    rows, total = await fetch_page(
+        conn,
+        """SELECT * FROM tool_logs
            WHERE ($1::text IS NULL OR tool_name = $1) AND ($2::boolean IS NULL OR success = $2)
              AND ($3::text IS NULL OR user_id = $3) AND ($4::text IS NULL OR group_id = $4)
-             AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
-           ORDER BY created_at DESC, position DESC LIMIT $7 OFFSET $8""",
-        tool_name,
-        success,
-        user_id,
-        group_id,
-        since,
-        until,
-        limit,
-        offset,
+             AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)""",
+        [tool_name, success, user_id, group_id, since, until],
+        order_by="created_at DESC, position DESC",
+        page=1,
+        page_size=limit,
+        offset=offset,
     )
-    if rows:
-        return [_log(r) for r in rows], rows[0]["total"]
-    return [], 0
+    return [_log(r) for r in rows], total
 
 
 async def call_stats(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
