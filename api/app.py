@@ -29,6 +29,7 @@ from api.envelope import (
 from api.hub import EventHub
 from api.logging_context import request_context_middleware
 from api.loghub import LogHub
+from api.mcp_board import BOARD_KEY, McpStatusBoard
 from api.middleware import rate_limit_middleware
 from api.onebot import OneBotGateway
 from api.ratelimit import RateLimiter
@@ -125,12 +126,15 @@ def create_app(config: EdgeConfig) -> Litestar:
         onebot = app.state["onebot"] = OneBotGateway(nc, config.instance_id)
         await onebot.start()
         hub.on_event(onebot.on_event)  # a platform disabled or deleted closes its bot on this edge
+        mcp_board = app.state[BOARD_KEY] = McpStatusBoard(nc)
+        await mcp_board.start()
         heartbeat = app.state["heartbeat"] = Heartbeat(nc, "edge", instance_id=config.instance_id)
         await heartbeat.start()
         try:
             yield
         finally:
             await heartbeat.stop()
+            await mcp_board.stop()
             await onebot.stop()
             await config_cache.stop()
             await revoked.stop()

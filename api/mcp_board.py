@@ -16,7 +16,6 @@ from litestar import Request
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from api.state import edge_of
 from bus import subjects
 from services.tools.mcp.runtime import ROLE, STATUS_INTERVAL, StatusMessage
 
@@ -36,15 +35,29 @@ class McpStatusBoard:
         self._listeners: set[asyncio.Queue[StatusMessage]] = set()
         self._sub: Any = None
         self._first = asyncio.Event()
+        self._started = 0.0
 
     async def start(self) -> None:
+        """Subscribe and ask every tools worker for its status now; returns without waiting for them."""
+        self._started = time.monotonic()
         self._sub = await self.nc.subscribe(subjects.status(ROLE), cb=self._on_msg)
         await self.nc.flush()
         await self.nc.publish(subjects.status_poll(ROLE), b"")
-        # A read right after the edge started should not show every server as unknown: give the
-        # workers a moment to answer the poll (bounded; the periodic snapshots fill in the rest).
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def settled(self) -> None:
+        """A read right after the edge started should not show every server as unknown: wait (bounded
+        from the start) for the first worker's answer; the periodic snapshots fill in the rest."""
+        remaining = FIRST_REPORT_WAIT - (time.monotonic() - self._started)
+        if self._first.is_set() or remaining <= 0:
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first.wait(), FIRST_REPORT_WAIT)
+            await asyncio.wait_for(self._first.wait(), remaining)
             await asyncio.sleep(0.1)  # the other workers' answers
 
     async def _on_msg(self, msg: Msg) -> None:
@@ -108,22 +121,11 @@ class McpStatusBoard:
         }
 
 
-_BOARD_KEY = "mcp_board"
-_LOCK_KEY = "mcp_board_lock"
+BOARD_KEY = "mcp_board"
 
 
 async def board_of(request: Request[Any, Any, Any]) -> McpStatusBoard:
-    """The edge's board, started on first use (one subscription per edge process)."""
-    board: McpStatusBoard | None = request.app.state.get(_BOARD_KEY)
-    if board is not None:
-        return board
-    lock: asyncio.Lock | None = request.app.state.get(_LOCK_KEY)
-    if lock is None:
-        lock = request.app.state[_LOCK_KEY] = asyncio.Lock()
-    async with lock:
-        board = request.app.state.get(_BOARD_KEY)
-        if board is None:
-            board = McpStatusBoard(edge_of(request).nc)
-            await board.start()
-            request.app.state[_BOARD_KEY] = board
+    """The edge's board (started with the edge, in `api/app.py`)."""
+    board: McpStatusBoard = request.app.state[BOARD_KEY]
+    await board.settled()
     return board
