@@ -16,6 +16,7 @@ from tests.servers import Servers, start_servers
 from tests.stack import Stack
 
 TEMPLATE_DB = "chatbus_test_template"
+pytest_plugins = ["tests.plugin_fixtures"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +14,6 @@ import websockets
 from bus import crypto
 from services.registry import make_store
 from services.secrets_rotation import reseal_all
-from tests.e2e.test_pipeline import connect_bot
-from tests.e2e.test_platforms import make_platform
 from tests.e2e.test_plugins import ask, running
 from tests.e2e.test_streams import recv_json, ws_url
 from tests.fakes.napcat import FakeNapCat
@@ -25,23 +21,10 @@ from tests.fakes.plugins import example_manifest, example_zip, upload
 from tests.stack import Stack
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.usefixtures("plugin_dir")  # tests/plugin_fixtures.py
+
 API_KEY = "sk-plugin-abcdef123456"
 GREETING = "Hush-7f3a9c-"  # writeOnly in the schema below: sealed although its name is not secret
-
-
-@pytest.fixture(autouse=True)
-def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CHATBUS_DATA_DIR", str(tmp_path / "data"))
-
-
-@pytest.fixture
-async def bot(stack: Stack) -> AsyncIterator[FakeNapCat]:
-    await make_platform(stack)
-    bot = await connect_bot(stack)
-    try:
-        yield bot
-    finally:
-        await bot.close()
 
 
 def secret_schema() -> dict[str, Any]:

@@ -4,36 +4,18 @@ workers, their commands answered through the fake NapCat."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.test_group_admin import issue_code_over_the_bus
-from tests.e2e.test_pipeline import connect_bot
-from tests.e2e.test_platforms import make_platform
 from tests.fakes.napcat import FakeNapCat
 from tests.fakes.plugins import example_zip, misbehaving_zip, upload, zip_files
 from tests.stack import Stack
 from tests.waiting import wait_until
 
-
-@pytest.fixture(autouse=True)
-def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Plugins unpack under the data directory: a temporary one (set before the stack starts)."""
-    monkeypatch.setenv("CHATBUS_DATA_DIR", str(tmp_path / "data"))
-
-
-@pytest.fixture
-async def bot(stack: Stack) -> AsyncIterator[FakeNapCat]:
-    await make_platform(stack)
-    bot = await connect_bot(stack)
-    try:
-        yield bot
-    finally:
-        await bot.close()
+pytestmark = pytest.mark.usefixtures("plugin_dir")  # tests/plugin_fixtures.py
 
 
 async def plugin(c: httpx.AsyncClient, name: str) -> dict[str, Any]:
