@@ -29,6 +29,7 @@ from services.platforms import onebot, owners
 from services.platforms.onebot import OneBotError
 
 log = logging.getLogger("chatbus.onebot")
+WATCH_TICK = 1.0  # seconds between heartbeat checks at most
 _encode = msgspec.json.Encoder().encode
 _send_request = msgspec.json.Decoder(SendRequest).decode
 MAX_CALL_TIMEOUT = 60.0
@@ -243,7 +244,9 @@ class OneBotGateway:
     async def watch(self, bot: BotConnection) -> None:
         """Close a socket whose bot missed two heartbeats (a half-open TCP connection looks alive)."""
         while not bot.closed:
-            await asyncio.sleep(max(bot.heartbeat_ms / 1000 / 2, 0.05))
+            # Short ticks, re-reading the interval: the bot announces it only with its first heartbeat,
+            # after this loop started with the default (one long sleep would check far too late).
+            await asyncio.sleep(min(max(bot.heartbeat_ms / 1000 / 2, 0.05), WATCH_TICK))
             if (time.time() - bot.last_seen) * 1000 > 2 * bot.heartbeat_ms:
                 log.warning("platform %s missed two heartbeats: closing", bot.platform_id)
                 await self.drop(bot, "missed two heartbeats")
