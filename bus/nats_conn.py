@@ -2,16 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from bus import subjects
 
 log = logging.getLogger("chatbus.nats")
+
+
+# How long ensure_streams waits for JetStream to answer: a cluster that has just started elects its
+# meta leader first (a few seconds), and `chatbus migrate` may run right then.
+JETSTREAM_READY_TIMEOUT = 30.0
+
+
+def split_servers(url: str) -> tuple[list[str], dict[str, Any]]:
+    """CHATBUS_NATS_URL, one URL or several comma-separated (the nodes of a cluster), as nats-py's
+    `servers` and the credentials to log in with.
+
+    When every URL carries the same credentials they move to the connection options and the URLs
+    lose them: a cluster gossips its other nodes' addresses (INFO connect_urls) without credentials,
+    and nats-py, which matches servers by their URL's netloc, would otherwise add those as more
+    servers it then fails to log in to on every reconnect."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    parts = [urlsplit(u) for u in servers]
+    creds = {(p.username, p.password) for p in parts}
+    if len(creds) != 1:
+        return servers, {}  # different credentials per server: leave them in the URLs
+    user, password = creds.pop()
+    if user is None:
+        return servers, {}
+    bare = [urlunsplit(p._replace(netloc=p.netloc.rpartition("@")[2])) for p in parts]
+    if password is None:
+        return bare, {"token": unquote(user)}
+    return bare, {"user": unquote(user), "password": unquote(password)}
 
 
 async def connect(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
@@ -29,8 +61,10 @@ async def connect(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
         log.info("nats reconnected (%s)", name)
 
     connection: dict[str, NATS] = {}
+    servers, credentials = split_servers(url)
     nc = await nats.connect(
-        servers=[u.strip() for u in url.split(",") if u.strip()],
+        servers=servers,
+        **credentials,
         name=name,
         connect_timeout=connect_timeout,
         max_reconnect_attempts=-1,
@@ -55,11 +89,19 @@ async def ensure_streams(nc: NATS, *, replicas: int = 1) -> None:
 
 async def _ensure_stream(nc: NATS, config: StreamConfig) -> None:
     js = nc.jetstream()
-    try:
-        await js.stream_info(config.name or "")
-        return
-    except NotFoundError:
-        pass
+    deadline = time.monotonic() + JETSTREAM_READY_TIMEOUT
+    while True:
+        try:
+            await js.stream_info(config.name or "")
+            return
+        except NotFoundError:
+            break
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError) as exc:
+            # No JetStream meta leader yet (a cluster starting), or the stream's leader being elected.
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JetStream did not answer for stream {config.name}: {exc!r}") from exc
+            log.info("waiting for JetStream (%r)", exc)
+            await asyncio.sleep(0.5)
     try:
         await js.add_stream(config)
     except BadRequestError as exc:

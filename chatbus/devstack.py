@@ -13,12 +13,14 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypedDict
 from urllib.parse import quote
 
 PG_USER = "pgserver"  # postgres refuses to run as root; pgserver's own convention
 NATS_USER = "chatbus"
+CLUSTER_NAME = "chatbus"
 PG_SUPERUSER = "postgres"
 
 
@@ -91,9 +93,26 @@ def nats_binary() -> str:
 
 
 class EmbeddedNats:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    """One nats-server with JetStream on 127.0.0.1; with `cluster_port` set, one node of a cluster
+    (see EmbeddedNatsCluster): its routes, the cluster's name and its own `server_name`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        password_file: Path | None = None,
+        server_name: str = "",
+        cluster_port: int = 0,
+        routes: Sequence[int] = (),
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        # Nodes of one cluster share one password file: a client moving between them logs in the same way.
+        self.password_file = password_file or secret_file(self.data_dir)
+        self.server_name = server_name
+        self.cluster_port = cluster_port
+        self.routes = tuple(routes)
         self.proc: subprocess.Popen[bytes] | None = None
         self.password = ""
 
@@ -106,14 +125,28 @@ class EmbeddedNats:
     def bare_url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def _config(self) -> str:
+        auth = f'authorization {{\n  user: "{NATS_USER}"\n  password: "{self.password}"\n}}\n'
+        if not self.cluster_port:
+            return auth
+        # Routes log in with the same credentials: another local user cannot join the cluster.
+        secret = quote(self.password, safe="")
+        routes = ", ".join(f'"nats-route://{NATS_USER}:{secret}@127.0.0.1:{p}"' for p in self.routes)
+        return (
+            f'server_name: "{self.server_name}"\n{auth}'
+            f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: "127.0.0.1:{self.cluster_port}"\n'
+            f'  authorization {{\n    user: "{NATS_USER}"\n    password: "{self.password}"\n  }}\n'
+            f"  routes: [{routes}]\n}}\n"
+        )
+
     def start(self) -> str:
         _private_dir(self.data_dir)
-        self.password = load_or_create_secret(secret_file(self.data_dir))
+        self.password = load_or_create_secret(self.password_file)
         # The password goes in a 0600 config file, not on the command line (which `ps` shows to all).
         config = self.data_dir / "auth.conf"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(f'authorization {{\n  user: "{NATS_USER}"\n  password: "{self.password}"\n}}\n')
+            f.write(self._config())
         log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
             [
