@@ -23,7 +23,9 @@ log = logging.getLogger("chatbus.relay")
 
 RELAY_LOCK = 7_245_002
 CHECKPOINT = "relay"
-ACK_TIMEOUT = 30.0
+# A publish in flight to a stream leader that dies is never answered: the batch is sent again after
+# this (duplicates are dropped by Nats-Msg-Id), so it bounds how long the feed stalls on a node failure.
+ACK_TIMEOUT = 5.0
 _encode = msgspec.json.Encoder().encode
 
 

@@ -132,8 +132,11 @@ class EmbeddedNats:
         # Routes log in with the same credentials: another local user cannot join the cluster.
         secret = quote(self.password, safe="")
         routes = ", ".join(f'"nats-route://{NATS_USER}:{secret}@127.0.0.1:{p}"' for p in self.routes)
+        # Routes are pinged every 5 s (default 2 min): a node that hangs with its sockets open is cut off
+        # within ~15 s, and with it the queue subscriptions its clients had, which the other nodes
+        # would otherwise keep sending requests to (nats-server issue 4014). Above the clients' 3 s.
         return (
-            f'server_name: "{self.server_name}"\n{auth}'
+            f'server_name: "{self.server_name}"\nping_interval: "5s"\nping_max: 2\n{auth}'
             f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: "127.0.0.1:{self.cluster_port}"\n'
             f'  authorization {{\n    user: "{NATS_USER}"\n    password: "{self.password}"\n  }}\n'
             f"  routes: [{routes}]\n}}\n"

@@ -6,10 +6,15 @@ applied or published twice, the clients move to the other nodes and the node cat
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,7 @@ from nats.aio.client import Client as NATS
 
 from bus import nats_conn, subjects
 from chatbus.devcluster import EmbeddedNatsCluster
+from chatbus.devstack import EmbeddedNats
 from chatbus.runtime import bootstrap
 from tests.e2e.test_chat import add_channel
 from tests.fakes.llm import FakeProvider
@@ -152,11 +158,79 @@ async def events_in_jetstream(nc: NATS, expected: int) -> list[str]:
 def longest_gap(times: list[float], start: float, end: float) -> float:
     """The longest time without a success over [start, end]."""
     points = [start, *sorted(t for t in times if start < t < end), end]
-    return max(b - a for a, b in zip(points, points[1:], strict=False))
+    return max(b - a for a, b in itertools.pairwise(points))
 
 
-async def test_nats_node_killed_under_load(cluster: EmbeddedNatsCluster, cluster_stack: Stack) -> None:
-    stack = cluster_stack
+async def assert_consistent(stack: Stack, nc: NATS, load: Load) -> tuple[int, int]:
+    """Every acknowledged write once in Postgres (event and projection) and every event once in
+    JetStream; returns (events in Postgres, messages in EVENTS)."""
+    # 0 acknowledged writes lost, 0 applied twice: one PresetCreated event and one projected row per key.
+    async with stack.workers[0].pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, name FROM presets WHERE name LIKE 'cl-%'")
+        created = await conn.fetch(
+            "SELECT stream_id, count(*) AS n FROM events WHERE event_type = 'PresetCreated'"
+            " AND stream_id LIKE 'preset-cl-%' GROUP BY stream_id"
+        )
+        event_ids = [str(r["event_id"]) for r in await conn.fetch("SELECT event_id FROM events")]
+    names = Counter(r["name"] for r in rows)
+    assert {n: k for n, k in names.items() if k > 1} == {}, "a write applied twice"
+    assert {r["name"]: r["id"] for r in rows} == load.acked, "acknowledged writes missing or extra"
+    assert {r["stream_id"] for r in created} == {f"preset-{i}" for i in load.acked.values()}
+    assert all(r["n"] == 1 for r in created)
+
+    # JetStream holds each event once, and every event the store has (once the relay has caught up).
+    seen: list[int] = []
+
+    async def relayed() -> bool:
+        info = await js_api(nc, f"$JS.API.STREAM.INFO.{subjects.EVENTS_STREAM}")
+        seen.append(info["state"]["messages"])
+        return bool(info["state"]["messages"] >= len(event_ids))
+
+    await wait_until(
+        relayed,
+        timeout=20,
+        message=f"EVENTS holds {len(event_ids)} messages",
+        state=lambda: seen[-1:],
+        retry_on=JS_RETRY,
+    )
+    published = await events_in_jetstream(nc, seen[-1])
+    assert len(published) == len(set(published)), "an event published twice"
+    assert set(published) == set(event_ids)
+
+    return len(event_ids), len(published)
+
+
+@dataclass
+class Run:
+    """A cluster under load, with the node to fail chosen: `nc` watches from one of the other nodes."""
+
+    nc: NATS
+    load: Load
+    victim: EmbeddedNats
+    conns: dict[str, NATS]
+    on_victim: list[str]
+    tasks: list[asyncio.Task[None]]
+
+    async def finish(self) -> float:
+        """Stop the load once every write in flight is acknowledged (retried as long as it takes)."""
+        self.load.stop.set()
+        await asyncio.gather(*self.tasks)
+        return time.monotonic()
+
+    def ports(self) -> dict[str, int | None]:
+        return {name: port_of(c) for name, c in self.conns.items()}
+
+    async def wait_moved(self, timeout: float) -> None:
+        await wait_until(
+            lambda: all(port_of(c) not in (None, self.victim.port) for c in self.conns.values()),
+            timeout=timeout,
+            message="every client on a surviving node",
+            state=self.ports,
+        )
+
+
+@contextlib.asynccontextmanager
+async def loaded(cluster: EmbeddedNatsCluster, stack: Stack) -> AsyncIterator[Run]:
     nc = await nats_conn.connect(cluster.url, name="test-observer")
     load = Load()
     fake = await FakeProvider("openai").start()
@@ -165,7 +239,7 @@ async def test_nats_node_killed_under_load(cluster: EmbeddedNatsCluster, cluster
         info = await js_api(nc, f"$JS.API.STREAM.INFO.{subjects.EVENTS_STREAM}")
         assert info["config"]["num_replicas"] == REPLICAS and len(info["cluster"]["replicas"]) == REPLICAS - 1
 
-        # The node to kill: the one most of our processes are connected to, made the EVENTS leader too.
+        # The node to fail: the one most of our processes are connected to, made the EVENTS leader too.
         conns = stack_connections(stack)
         ports = Counter(port_of(c) for c in conns.values())
         victim = next(n for n in cluster.nodes if n.port == ports.most_common(1)[0][0])
@@ -194,20 +268,31 @@ async def test_nats_node_killed_under_load(cluster: EmbeddedNatsCluster, cluster
             tasks += [asyncio.create_task(load.writes(c, f"cl-e{i}-w{j}")) for j in range(2)]
             tasks.append(asyncio.create_task(load.chats(c)))
         await wait_until(lambda: len(load.write_times) >= 30 and load.chat_times, timeout=30, message="load flows")
+        yield Run(nc, load, victim, conns, on_victim, tasks)
+    finally:
+        load.stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await fake.stop()
+        await nc.close()
 
+
+async def test_nats_node_killed_under_load(cluster: EmbeddedNatsCluster, cluster_stack: Stack) -> None:
+    stack = cluster_stack
+    async with loaded(cluster, stack) as run:
+        nc, load, victim = run.nc, run.load, run.victim
         killed_at = time.monotonic()
         victim.kill()
         # Every process of ours reconnects, to another node; writes and chat turns go on.
-        await wait_until(
-            lambda: all(port_of(c) not in (None, victim.port) for c in conns.values()),
-            timeout=20,
-            message="every client on a surviving node",
-            state=lambda: {name: port_of(c) for name, c in conns.items()},
-        )
+        await run.wait_moved(timeout=20)
         await wait_until(lambda: load.writes_since(killed_at) >= 40, timeout=30, message="writes after the kill")
         await wait_until(lambda: load.chats_since(killed_at) >= 5, timeout=30, message="chat turns after the kill")
         new_leader = await wait_until(
-            lambda: _leader_other_than(nc, victim.server_name), timeout=15, message="a new EVENTS leader", retry_on=JS_RETRY
+            lambda: _leader_other_than(nc, victim.server_name),
+            timeout=15,
+            message="a new EVENTS leader",
+            retry_on=JS_RETRY,
         )
 
         restarted_at = time.monotonic()
@@ -221,57 +306,58 @@ async def test_nats_node_killed_under_load(cluster: EmbeddedNatsCluster, cluster
         )
         caught_up_s = time.monotonic() - restarted_at
         await wait_until(lambda: load.writes_since(restarted_at) >= 20, timeout=30, message="writes after the restart")
-        load.stop.set()
-        await asyncio.gather(*tasks)
-        ended_at = time.monotonic()
+        ended_at = await run.finish()
 
-        # 0 acknowledged writes lost, 0 applied twice: one PresetCreated event and one projected row per key.
-        async with stack.workers[0].pool.acquire() as conn:
-            rows = await conn.fetch("SELECT id, name FROM presets WHERE name LIKE 'cl-%'")
-            created = await conn.fetch(
-                "SELECT stream_id, count(*) AS n FROM events WHERE event_type = 'PresetCreated'"
-                " AND stream_id LIKE 'preset-cl-%' GROUP BY stream_id"
-            )
-            event_ids = [str(r["event_id"]) for r in await conn.fetch("SELECT event_id FROM events")]
-        names = Counter(r["name"] for r in rows)
-        assert {n: k for n, k in names.items() if k > 1} == {}, "a write applied twice"
-        assert {r["name"]: r["id"] for r in rows} == load.acked, "acknowledged writes missing or extra"
-        assert {r["stream_id"] for r in created} == {f"preset-{i}" for i in load.acked.values()}
-        assert all(r["n"] == 1 for r in created)
+        event_count, published = await assert_consistent(stack, nc, load)
+        await wait_until(lambda: _caught_up(nc, victim.server_name), timeout=20, retry_on=JS_RETRY)
+    before = longest_gap(load.write_times, min(load.write_times), killed_at)
+    stall = longest_gap(load.write_times, killed_at, restarted_at)
+    after = longest_gap(load.write_times, restarted_at, ended_at)
+    slowest = max(end - start for start, end in load.write_spans if end > killed_at)
+    print(
+        f"\nkilled {victim.server_name} (EVENTS leader; clients on it: {', '.join(run.on_victim)})"
+        f"\nwrites acknowledged: {len(load.acked)} ({load.writes_since(killed_at)} after the kill), chat turns: "
+        f"{len(load.chat_times)} ({load.chats_since(killed_at)} after the kill); retries: {dict(load.retries)}"
+        f"\nlongest write gap: {before * 1000:.0f} ms before the kill, {stall * 1000:.0f} ms after it, "
+        f"{after * 1000:.0f} ms after the restart; slowest write after the kill {slowest * 1000:.0f} ms (retries "
+        f"included); new EVENTS leader {new_leader}; node current again {caught_up_s:.1f} s after its restart; "
+        f"events {event_count} in Postgres = {published} in JetStream"
+    )
 
-        # JetStream holds each event once, and every event the store has (once the relay has caught up).
+
+async def test_nats_node_frozen_under_load(cluster: EmbeddedNatsCluster, cluster_stack: Stack) -> None:
+    """A node that stops answering without closing its sockets (a hung host, a partition): only the
+    clients' pings notice, and they must within seconds, not nats-py's default 4 minutes."""
+    stack = cluster_stack
+    async with loaded(cluster, stack) as run:
+        nc, load, victim = run.nc, run.load, run.victim
+        assert victim.proc is not None
+        frozen_at = time.monotonic()
+        os.kill(victim.proc.pid, signal.SIGSTOP)
+        try:
+            await run.wait_moved(timeout=30)
+            moved_s = time.monotonic() - frozen_at
+            await wait_until(lambda: load.writes_since(frozen_at) >= 40, timeout=30, message="writes after the freeze")
+            await wait_until(lambda: load.chats_since(frozen_at) >= 5, timeout=30, message="chats after the freeze")
+        finally:
+            os.kill(victim.proc.pid, signal.SIGCONT)
+        thawed_at = time.monotonic()
         await wait_until(
-            lambda: _stream_count_is(nc, len(event_ids)),
-            timeout=20,
-            message=f"EVENTS holds {len(event_ids)} messages",
+            lambda: _caught_up(nc, victim.server_name),
+            timeout=30,
+            interval=0.2,
+            message=f"{victim.server_name} current in every stream",
             retry_on=JS_RETRY,
         )
-        published = await events_in_jetstream(nc, len(event_ids))
-        assert len(published) == len(set(published)), "an event published twice"
-        assert set(published) == set(event_ids)
-        await wait_until(lambda: _caught_up(nc, victim.server_name), timeout=20, retry_on=JS_RETRY)
-
-        before = longest_gap(load.write_times, min(load.write_times), killed_at)
-        slowest = max(end - start for start, end in load.write_spans if end > killed_at)
-        stall = longest_gap(load.write_times, killed_at, restarted_at)
-        after = longest_gap(load.write_times, restarted_at, ended_at)
-        print(
-            f"\nkilled {victim.server_name} (EVENTS leader; clients on it: {', '.join(on_victim)})"
-            f"\nwrites acknowledged: {len(load.acked)} ({load.writes_since(killed_at)} after the kill), chat turns: "
-            f"{len(load.chat_times)} ({load.chats_since(killed_at)} after the kill); retries: {dict(load.retries)}"
-            f"\nlongest write gap: {before * 1000:.0f} ms before the kill, {stall * 1000:.0f} ms after it, "
-            f"{after * 1000:.0f} ms after the restart; slowest write after the kill {slowest * 1000:.0f} ms (retries "
-            f"included); new EVENTS leader {new_leader}; "
-            f"node current again {caught_up_s:.1f} s after its restart; events {len(event_ids)} in Postgres "
-            f"= {len(published)} in JetStream"
-        )
-    finally:
-        load.stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await fake.stop()
-        await nc.close()
+        await wait_until(lambda: load.writes_since(thawed_at) >= 20, timeout=30, message="writes after the thaw")
+        await run.finish()
+        event_count, published = await assert_consistent(stack, nc, load)
+    stall = longest_gap(load.write_times, frozen_at, thawed_at)
+    print(
+        f"\nfroze {victim.server_name} (EVENTS leader; clients on it: {', '.join(run.on_victim)}); all clients "
+        f"moved after {moved_s:.1f} s; longest write gap {stall * 1000:.0f} ms; writes {len(load.acked)}, "
+        f"chat turns {len(load.chat_times)}; retries {dict(load.retries)}; events {event_count} = {published}"
+    )
 
 
 async def _leader_is(nc: NATS, name: str) -> bool:
@@ -282,11 +368,6 @@ async def _leader_is(nc: NATS, name: str) -> bool:
 async def _leader_other_than(nc: NATS, name: str) -> str | None:
     leader = (await js_api(nc, f"$JS.API.STREAM.INFO.{subjects.EVENTS_STREAM}"))["cluster"].get("leader")
     return leader if leader and leader != name else None
-
-
-async def _stream_count_is(nc: NATS, n: int) -> bool:
-    info = await js_api(nc, f"$JS.API.STREAM.INFO.{subjects.EVENTS_STREAM}")
-    return bool(info["state"]["messages"] == n)
 
 
 async def _caught_up(nc: NATS, name: str) -> bool:
