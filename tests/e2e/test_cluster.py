@@ -22,6 +22,7 @@ import httpx
 import nats.errors
 import pytest
 from nats.aio.client import Client as NATS
+from nats.js.errors import ServiceUnavailableError
 
 from bus import nats_conn, subjects
 from chatbus.devcluster import EmbeddedNatsCluster
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.slow
 REPLICAS = 3
 RETRYABLE = (500, 502, 503, 504)
 # A JetStream API request during a leader election times out or is refused: asked again.
-JS_RETRY = (AssertionError, nats.errors.TimeoutError, nats.errors.NoRespondersError)
+JS_RETRY = (AssertionError, nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError)
 
 
 @pytest.fixture
@@ -193,7 +194,9 @@ async def assert_consistent(stack: Stack, nc: NATS, load: Load) -> tuple[int, in
         state=lambda: seen[-1:],
         retry_on=JS_RETRY,
     )
-    published = await events_in_jetstream(nc, seen[-1])
+    published = await wait_until(
+        lambda: events_in_jetstream(nc, seen[-1]), timeout=20, message="EVENTS read back", retry_on=JS_RETRY
+    )
     assert len(published) == len(set(published)), "an event published twice"
     assert set(published) == set(event_ids)
 
