@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # `chatbus up` hands its bound socket over
     worker = sub.add_parser("worker", help="run the command workers")
     worker.add_argument("--domain", action="append", help="serve only this domain (repeatable; default all)")
+    worker.add_argument(
+        "--relay", action="store_true", help="also run the relay in this process (as `chatbus up` does)"
+    )
     sub.add_parser("relay", help="publish committed events to JetStream")
     sub.add_parser("migrate", help="apply database migrations and create the admin and system presets")
     replay = sub.add_parser("replay", help="rebuild every read table from the event log")
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "edge":
         return _edge(settings, args.fd)
     runners = {
-        "worker": lambda: _worker(settings, args.domain),
+        "worker": lambda: _worker(settings, args.domain, relay=args.relay),
         "relay": lambda: _relay(settings),
         "migrate": lambda: _migrate(settings),
         "replay": lambda: _replay(settings, args.batch, check=args.check, max_diffs=args.max_diffs),
@@ -158,8 +161,8 @@ async def _until_signal() -> None:
     await stop.wait()
 
 
-async def _worker(settings: Settings, domains: list[str] | None) -> int:
-    from chatbus.runtime import ALL_DOMAINS, start_workers
+async def _worker(settings: Settings, domains: list[str] | None, *, relay: bool = False) -> int:
+    from chatbus.runtime import ALL_DOMAINS, start_relay, start_workers
 
     process = await start_workers(
         settings.nats_url,
@@ -169,10 +172,19 @@ async def _worker(settings: Settings, domains: list[str] | None) -> int:
         pool_size=settings.db_pool_size,
         pipeline_ack_wait=settings.pipeline_ack_wait,
     )
+    # The relay is a light loop (one feed read and one JetStream batch per commit burst): inside a
+    # worker it costs a leader connection, not a Python process of its own (docs/architecture.md).
+    relay_process = (
+        await start_relay(settings.nats_url, settings.database_url, batch=settings.relay_batch, nc=process.nc)
+        if relay
+        else None
+    )
     publisher = install_log_publisher(process.nc, "worker", process.heartbeat.instance_id)
-    log.info("worker serving %s", ", ".join(domains or ALL_DOMAINS))
+    log.info("worker serving %s%s", ", ".join(domains or ALL_DOMAINS), " and the relay" if relay else "")
     await _until_signal()
     await publisher.close()  # before the connection drains, so the last lines go out
+    if relay_process is not None:
+        await relay_process.stop()
     await process.stop()
     return 0
 

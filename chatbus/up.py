@@ -1,7 +1,8 @@
 """`chatbus up`: the whole system on one machine, in one process tree.
 
 Embedded NATS and Postgres (unless CHATBUS_NATS_URL / CHATBUS_DATABASE_URL point elsewhere), then
-migrations and bootstrap, then one edge, the workers and the relay as supervised child processes.
+migrations and bootstrap, then two supervised child processes: the edge, and the workers with the relay
+inside (`chatbus worker --relay`; the layout measured in docs/architecture.md, "Process layout").
 A child that dies is restarted with exponential backoff, forever: one crash-looping role never takes
 NATS, Postgres and the healthy children down with it; it shows as failing in /api/system/status."""
 
@@ -185,7 +186,7 @@ def run_up(settings: Settings) -> int:
         env["CHATBUS_DATA_DIR"] = str(data_dir)  # children read the keyring there (and see a rotation)
         # Workers first: the edge opens only once every domain is served, so the first request after
         # the banner never meets a 503.
-        children = [Child("worker", ["worker"], env), Child("relay", ["relay"], env)]
+        children = [Child("worker", ["worker", "--relay"], env)]
         edge = Child("edge", ["edge", "--fd", str(sock.fileno())], env, pass_fds=(sock.fileno(),))
         for child in children:
             child.start()
