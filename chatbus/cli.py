@@ -20,7 +20,7 @@ from typing import Any
 # both): rich, click and pygments, ~7 MiB of RSS in every chatbus process that never runs it. A None
 # entry makes that optional import fail, and httpx falls back to its stub.
 if "httpx" not in sys.modules:
-    sys.modules.setdefault("httpx._main", None)
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from bus.logs import configure_stderr_logging, install_log_publisher
 from chatbus.settings import Settings
@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--relay", action="store_true", help="also run the relay in this process (as `chatbus up` does)"
     )
     sub.add_parser("relay", help="publish committed events to JetStream")
-    sub.add_parser("migrate", help="apply database migrations and create the admin and system presets")
+    migrate = sub.add_parser("migrate", help="apply database migrations and create the admin and system presets")
+    # `chatbus up` runs its bootstrap through this: one JSON line back, the keyring made in the data dir.
+    migrate.add_argument("--for-up", action="store_true", help=argparse.SUPPRESS)
     replay = sub.add_parser("replay", help="rebuild every read table from the event log")
     replay.add_argument("--batch", type=int, default=5000)
     replay.add_argument(
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = {
         "worker": lambda: _worker(settings, args.domain, relay=args.relay),
         "relay": lambda: _relay(settings),
-        "migrate": lambda: _migrate(settings),
+        "migrate": lambda: _migrate(settings, for_up=args.for_up),
         "replay": lambda: _replay(settings, args.batch, check=args.check, max_diffs=args.max_diffs),
     }
     with contextlib.suppress(KeyboardInterrupt):
@@ -206,8 +208,8 @@ async def _relay(settings: Settings) -> int:
     return 0
 
 
-async def _migrate(settings: Settings) -> int:
-    from chatbus.runtime import bootstrap
+async def _migrate(settings: Settings, *, for_up: bool = False) -> int:
+    from chatbus.runtime import ALL_DOMAINS, PIPELINE, bootstrap
 
     generated = await bootstrap(
         settings.database_url,
@@ -216,6 +218,13 @@ async def _migrate(settings: Settings) -> int:
         settings.admin_password,
         jetstream_replicas=settings.jetstream_replicas,
     )
+    if for_up:
+        from bus import crypto
+
+        crypto.load(settings.data_dir, create=True)  # the secret keyring: CHATBUS_SECRET_KEY, else made once (0600)
+        # The domains whose workers `up` waits for before it opens the edge (the pipeline answers no _ping).
+        print(json.dumps({"generated": generated, "domains": [d for d in ALL_DOMAINS if d != PIPELINE]}), flush=True)
+        return 0
     if generated:
         print(f"admin user '{settings.admin_username}' created with password: {generated}", flush=True)
     return 0

@@ -14,7 +14,8 @@ EDGE_ONLY = ("api", "litestar", "uvicorn")
 
 def loaded_after(code: str) -> set[str]:
     """The top-level packages imported by `code`, run the way the CLI runs it (chatbus.cli first)."""
-    script = f"import sys, json\nimport chatbus.cli\n{code}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    listing = "print(json.dumps(sorted({m.split('.')[0] for m, v in sys.modules.items() if v is not None})))"
+    script = f"import sys, json\nimport chatbus.cli\n{code}\n{listing}"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -37,4 +38,12 @@ def test_the_edge_app_is_built_without_the_mcp_sdk_or_pydantic() -> None:
     )
     assert "litestar" in loaded
     heavy = set(HEAVY) - {"starlette"}  # Litestar's OpenAPI code imports starlette.exceptions, a small module
+    assert loaded.isdisjoint(heavy), sorted(loaded & heavy)
+
+
+def test_the_up_supervisor_imports_no_domain_code() -> None:
+    # What `chatbus up` itself holds for its whole life; the bootstrap runs in a child (`migrate --for-up`).
+    loaded = loaded_after("import chatbus.up, bus.nats_conn, bus.heartbeat, bus.commands")
+    assert "nats" in loaded
+    heavy = {"services", "api", "litestar", "uvicorn", "asyncpg", "cryptography", "httpx", *HEAVY}
     assert loaded.isdisjoint(heavy), sorted(loaded & heavy)
