@@ -108,7 +108,7 @@ class Bench:
             env[key] = ",".join(x for x in (env.get(key), HOST) if x)
         edge_port, bare_port, llm_port = free_port(), free_port(), free_port()
         py = sys.executable
-        step("edge, worker, relay, the bare app and the fake LLM as separate processes")
+        step("edge, worker (with the relay, as in chatbus up), the bare app and the fake LLM as separate processes")
         self.spawn("edge", [py, "-m", "chatbus", "edge", "--host", HOST, "--port", str(edge_port)], env)
         self.spawn("worker", [py, "-m", "chatbus", "worker", "--relay"], env)  # the layout `chatbus up` runs
         self.spawn("bare", [py, "-m", "tests.bench.bare_app", "--host", HOST, "--port", str(bare_port)], env)
