@@ -13,6 +13,8 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins import PluginProtocol
+from litestar.plugins.core import MsgspecDIPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import Message, Scope
 
@@ -103,6 +105,16 @@ async def _before_send(message: Message, scope: Scope) -> None:
         message["headers"] = headers
 
 
+class _App(Litestar):
+    """Litestar without the pydantic and attrs plugins it adds whenever those libraries are installed
+    (the MCP SDK brings pydantic): no route takes or returns their models (msgspec throughout), and
+    with them the edge imported pydantic and held ~25 MiB more at rest (issue 13)."""
+
+    @staticmethod
+    def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
+        return [*plugins, MsgspecDIPlugin()]
+
+
 def create_app(config: EdgeConfig) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -179,7 +191,7 @@ def create_app(config: EdgeConfig) -> Litestar:
     class AdminSkills(SkillsController):
         guards = [require_admin]
 
-    return Litestar(
+    return _App(
         route_handlers=[
             health,
             PublicAuthController,

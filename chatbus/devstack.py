@@ -190,14 +190,33 @@ def _pg_bin_path() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+# The embedded server is one machine's store, and its idle memory counts (issue 13: every MiB of
+# `chatbus up` at rest). No background worker processes: nothing here uses logical replication or
+# parallel query, and each idle launcher is ~6 MiB RSS. max_connections sizes the shared memory the
+# postmaster touches at start (~7 MiB more RSS at 300 than at 100); 100 is several times what `up`
+# opens (an edge pool, a worker pool, the relay). shared_buffers stays at 32MB for the write path.
+SERVER_SETTINGS = {
+    "shared_buffers": "32MB",
+    "max_worker_processes": "0",
+    "max_logical_replication_workers": "0",
+    "max_parallel_workers": "0",
+    "max_parallel_workers_per_gather": "0",
+    "max_parallel_maintenance_workers": "0",
+}
+MAX_CONNECTIONS = 100
+
+
 class EmbeddedPostgres:
     """Postgres over TCP on 127.0.0.1 only, no unix socket, and only with the generated password
     (scram-sha-256): another local user cannot connect as the superuser."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, durable: bool = True, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.durable = durable
+        self.max_connections = max_connections
         self.proc: subprocess.Popen[bytes] | None = None
         self.password = ""
 
@@ -271,22 +290,17 @@ class EmbeddedPostgres:
         # A data directory from before passwords (trust) gets its password set once, then scram only.
         upgrade = not fresh and not had_secret
         self._write_hba("trust" if upgrade else "scram-sha-256", as_user)
-        options = [
-            "-c",
-            f"port={self.port}",
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "unix_socket_directories=",
-            "-c",
-            "password_encryption=scram-sha-256",
-            "-c",
-            "max_connections=300",
-            "-c",
-            "shared_buffers=32MB",
-        ]
+        settings = {
+            "port": str(self.port),
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": "",
+            "password_encryption": "scram-sha-256",
+            "max_connections": str(self.max_connections),
+            **SERVER_SETTINGS,
+        }
         if not self.durable:
-            options += ["-c", "fsync=off", "-c", "full_page_writes=off"]
+            settings |= {"fsync": "off", "full_page_writes": "off"}
+        options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [self._bin("postgres"), "-D", str(self.data_dir), *options],

@@ -108,10 +108,9 @@ class Bench:
             env[key] = ",".join(x for x in (env.get(key), HOST) if x)
         edge_port, bare_port, llm_port = free_port(), free_port(), free_port()
         py = sys.executable
-        step("edge, worker, relay, the bare app and the fake LLM as separate processes")
+        step("edge, worker (with the relay, as in chatbus up), the bare app and the fake LLM as separate processes")
         self.spawn("edge", [py, "-m", "chatbus", "edge", "--host", HOST, "--port", str(edge_port)], env)
-        self.spawn("worker", [py, "-m", "chatbus", "worker"], env)
-        self.spawn("relay", [py, "-m", "chatbus", "relay"], env)
+        self.spawn("worker", [py, "-m", "chatbus", "worker", "--relay"], env)  # the layout `chatbus up` runs
         self.spawn("bare", [py, "-m", "tests.bench.bare_app", "--host", HOST, "--port", str(bare_port)], env)
         self.spawn("llm", [py, "-m", "tests.bench.fake_llm", "--host", HOST, "--port", str(llm_port)], env)
         self.wait_http(bare_port, "/bare", "bare")
