@@ -48,9 +48,13 @@ async def seed(source_dsn: str, dsn: str, target: int) -> dict[str, int]:
         rows = await source.fetch(f"SELECT {', '.join(COLUMNS)} FROM events ORDER BY global_position")
     finally:
         await source.close()
+    plain = await asyncpg.connect(dsn)  # bus.db's json codecs are text-only: COPY needs the binary one
+    try:
+        await plain.copy_records_to_table("events", records=[tuple(r) for r in rows], columns=COLUMNS)
+    finally:
+        await plain.close()
     conn = await db.connect(dsn)
     try:
-        await conn.copy_records_to_table("events", records=[tuple(r) for r in rows], columns=COLUMNS)
         seeded, index = 0, 0
         per_preset = 1 + UPDATES_PER_PRESET
         while len(rows) + seeded < target:

@@ -96,17 +96,7 @@ class Bench:
         step("fsync probe on the data directory's file system")
         fsync = fsync_probe(self.workdir / "fsync-probe")
 
-        env = {
-            **os.environ,
-            "CHATBUS_NATS_URL": nats_url,
-            "CHATBUS_DATABASE_URL": dsn,
-            "CHATBUS_LOG_LEVEL": "WARNING",
-        }
-        for key in ("CHATBUS_HOST", "CHATBUS_PORT", "CHATBUS_DATA_DIR"):
-            env.pop(key, None)
-        env.setdefault("CHATBUS_SECRET_KEY", crypto.encode_key(crypto.new_key()))  # workers seal channel keys
-        for key in ("NO_PROXY", "no_proxy"):  # the worker's HTTP client honours *_PROXY: never for the LLM
-            env[key] = ",".join(x for x in (env.get(key), HOST) if x)
+        env = chatbus_env(nats_url, dsn)
         edge_port, bare_port, llm_port = free_port(), free_port(), free_port()
         py = sys.executable
         step("edge, worker, relay, the bare app and the fake LLM as separate processes")
@@ -286,8 +276,12 @@ class Bench:
         return None
 
     def run_scenario(self, scenario: Scenario, token: str, tag: str) -> dict[str, Any]:
+        return self.run_load(["tests.bench.loadgen"], self.scenario_spec(scenario, token, tag), label(vars(scenario)))
+
+    def scenario_spec(self, scenario: Scenario, token: str, tag: str) -> dict[str, Any]:
+        """The load generator's spec (`tests.bench.loadgen.Spec`) for one scenario."""
         args = self.args
-        spec = {
+        return {
             "port": scenario.port,
             "path": scenario.path,
             "method": scenario.method,
@@ -301,7 +295,6 @@ class Bench:
             "grace": LOADGEN_GRACE,
             "expect": scenario.expect,
         }
-        return self.run_load(["tests.bench.loadgen"], spec, label(vars(scenario)))
 
     def run_load(self, module: list[str], spec: dict[str, Any], what: str) -> dict[str, Any]:
         """Runs a load generator (`python -m *module`, the spec on stdin) and adds to its result the CPU
@@ -344,6 +337,22 @@ class Bench:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def chatbus_env(nats_url: str, dsn: str) -> dict[str, str]:
+    """The environment of every chatbus process of a run (and of the bare app and the fake LLM)."""
+    env = {
+        **os.environ,
+        "CHATBUS_NATS_URL": nats_url,
+        "CHATBUS_DATABASE_URL": dsn,
+        "CHATBUS_LOG_LEVEL": "WARNING",
+    }
+    for key in ("CHATBUS_HOST", "CHATBUS_PORT", "CHATBUS_DATA_DIR"):
+        env.pop(key, None)
+    env.setdefault("CHATBUS_SECRET_KEY", crypto.encode_key(crypto.new_key()))  # workers seal channel keys
+    for key in ("NO_PROXY", "no_proxy"):  # the worker's HTTP client honours *_PROXY: never for the LLM
+        env[key] = ",".join(x for x in (env.get(key), HOST) if x)
+    return env
 
 
 async def set_rate_limit(dsn: str, requests_per_minute: int) -> None:
