@@ -9,9 +9,15 @@ channel pointing at the LLM, measures the idle RSS, then drives each scenario wi
 its own process: `GET /bare` (the ceiling), `GET /api/presets` (a projection page), `POST /api/presets`
 (the full command path: edge -> NATS -> worker -> Postgres), then chat turns at concurrency 1 and N,
 each pair back to back: `POST /api/chat` against the LLM's own `POST /v1/chat/completions` (the full
-reply), and `POST /api/chat/stream` against the LLM's stream (time to first token). Prints a table,
-the chat overhead (chatbus minus direct) and the targets, and writes JSON. Everything listens on
-127.0.0.1 only, and every process is torn down on exit, error, Ctrl-C or the global timeout."""
+reply), and `POST /api/chat/stream` against the LLM's stream (time to first token). Then, against the
+same processes: the OneBot pipeline at 1 and N conversations (`tests.bench.onebot --loadgen`: a fake
+NapCat in its own process on `WS /onebot/v11/ws`), the fan-out of events to 1,000 `WS /ws` clients
+(`tests.bench.wsfan`), and replay speed in a database of its own (`tests.bench.replay`). Prints a table,
+the chat overhead (chatbus minus direct) and every target of issue 13 with MET or MISS
+(`tests.bench.report.targets`), and writes JSON. Everything listens on 127.0.0.1 only, and every
+process is torn down on exit, error, Ctrl-C or the global timeout.
+
+    python -m tests.bench.run [--skip pipeline,ws,replay] [--replay-events N] [--ws-clients N]"""
 
 from __future__ import annotations
 
