@@ -30,20 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from chatbus.devstack import EmbeddedNats, EmbeddedPostgres, free_port
+from tests.bench.backend import bootstrap, chatbus_env, machine_info, set_rate_limit
 from tests.bench.common import HOST, REPO, http, step, stop_process, tail
 from tests.bench.report import render_table
-from tests.bench.run import (
-    CHATBUS_ROLES,
-    LOADGEN_GRACE,
-    STARTUP_TIMEOUT,
-    Bench,
-    BenchError,
-    BenchTimeout,
-    bootstrap,
-    chatbus_env,
-    machine_info,
-    set_rate_limit,
-)
+from tests.bench.run import CHATBUS_ROLES, LOADGEN_GRACE, STARTUP_TIMEOUT, Bench, BenchError, BenchTimeout
 from tests.bench.scenarios import Scenario, channel_body, chat_scenarios, http_scenarios
 
 SCENARIO_KEYS = ("GET /api/presets", "POST /api/presets", "chat-chatbus-json-c{c}")
