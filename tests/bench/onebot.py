@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import sys
 import time
@@ -29,6 +30,7 @@ TOKEN = "bench-token-123456"
 PLATFORM = "qq"
 REPLY_TIMEOUT = 10.0  # a message without a reply by then counts as an error
 CONNECT_TIMEOUT = 15.0
+MESSAGE_IDS_PER_LEVEL = 10_000_000  # OneBot message ids of one level (int32, as NapCat's): never reused
 
 
 def platform_body() -> dict[str, Any]:
@@ -61,10 +63,25 @@ class Window:
     stop: bool = False
 
 
-async def drive(bot: Timed, conversations: int, window: Window, latencies: list[float], errors: list[int]) -> None:
+async def drive(
+    bot: Timed,
+    conversations: int,
+    window: Window,
+    latencies: list[float],
+    errors: list[int],
+    *,
+    first_message_id: int = 1,
+    unanswered: dict[int, float] | None = None,
+) -> None:
     """`conversations` users, each sending its next message when the reply to the last one arrives, until
-    `window.stop`; replies received inside the window are recorded."""
+    `window.stop`; replies received inside the window are recorded, and a message left without a reply
+    for REPLY_TIMEOUT inside it is an error. `unanswered` (user -> sent) holds the messages in flight.
+
+    chatbus drops a message whose id it has seen (the pipeline's dedup): every load process of a run
+    needs ids of its own (`first_message_id`), or its messages vanish and its conversations stall."""
     waiting: dict[int, asyncio.Future[float]] = {}
+    ids = itertools.count(first_message_id)
+    inflight = unanswered if unanswered is not None else {}
 
     async def route() -> None:
         while True:
@@ -78,14 +95,17 @@ async def drive(bot: Timed, conversations: int, window: Window, latencies: list[
             future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
             waiting[user] = future
             sent = time.perf_counter()
-            await bot.private(str(user), f"hello {uuid.uuid4().hex[:6]}")
+            inflight[user] = sent
+            await bot.private(str(user), f"hello {uuid.uuid4().hex[:6]}", message_id=next(ids))
             try:
                 at = await asyncio.wait_for(future, REPLY_TIMEOUT)
             except TimeoutError:
                 waiting.pop(user, None)
+                del inflight[user]
                 if window.start <= time.perf_counter() <= window.end:
                     errors.append(user)
                 continue
+            del inflight[user]
             if window.start <= at <= window.end:
                 latencies.append(at - sent)
 
@@ -108,11 +128,13 @@ def summary(conversations: int, latencies: list[float], errors: int, window_s: f
     }
 
 
-async def run_level(bot: Timed, conversations: int, duration: float, warmup: float = 0.0) -> dict[str, Any]:
+async def run_level(
+    bot: Timed, conversations: int, duration: float, *, warmup: float = 0.0, first_message_id: int = 1
+) -> dict[str, Any]:
     window = Window()
     latencies: list[float] = []
     errors: list[int] = []
-    task = asyncio.create_task(drive(bot, conversations, window, latencies, errors))
+    task = asyncio.create_task(drive(bot, conversations, window, latencies, errors, first_message_id=first_message_id))
     await asyncio.sleep(warmup)
     window.start = time.perf_counter()
     window.end = window.start + duration
@@ -140,7 +162,11 @@ async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     window = Window()
     latencies: list[float] = []
     errors: list[int] = []
-    task = asyncio.create_task(drive(bot, spec["conversations"], window, latencies, errors))
+    unanswered: dict[int, float] = {}
+    first_id = spec.get("first_message_id", 1)
+    task = asyncio.create_task(
+        drive(bot, spec["conversations"], window, latencies, errors, first_message_id=first_id, unanswered=unanswered)
+    )
     try:
         await asyncio.sleep(spec["warmup"])
         window.start = time.perf_counter()
@@ -153,6 +179,8 @@ async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
         emit("measure-end")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), spec.get("grace", 5.0))
+        # Sent inside the window and still without a reply after the grace period: lost, not slow.
+        errors += [u for u, sent in unanswered.items() if window.start <= sent <= window.end]
     finally:
         task.cancel()
         with contextlib.suppress(BaseException):
@@ -194,7 +222,11 @@ async def in_process(duration: float, concurrency: int) -> list[dict[str, Any]]:
         }
         assert (await c.post("/api/channels", json=body)).status_code == 201
         async with onebot_bot(stack, c) as bot:
-            return [await run_level(bot, n, duration, warmup=1.0) for n in dict.fromkeys((1, concurrency))]
+            levels = enumerate(dict.fromkeys((1, concurrency)))
+            return [
+                await run_level(bot, n, duration, warmup=1.0, first_message_id=MESSAGE_IDS_PER_LEVEL * (i + 1))
+                for i, n in levels
+            ]
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ from tests.bench.backend import (
 )
 from tests.bench.common import HOST, REPO, busy_total, http, step, stop_process, tail, tree
 from tests.bench.loadgen import TOKEN_DETECTORS, FirstToken
-from tests.bench.onebot import PLATFORM, platform_body
+from tests.bench.onebot import MESSAGE_IDS_PER_LEVEL, PLATFORM, platform_body
 from tests.bench.report import NOT_IN_TOTAL, chat_overhead, label, report, targets
 from tests.bench.scenarios import CHAT_CHANNEL_ID, Scenario, channel_body, plan
 
@@ -383,7 +383,7 @@ def measure_pipeline(bench: Bench, setup: dict[str, Any], tag: str) -> list[dict
     if status != 201:
         raise BenchError(f"creating the OneBot platform: HTTP {status}: {body}")
     out = []
-    for conversations in dict.fromkeys((1, args.concurrency)):
+    for level, conversations in enumerate(dict.fromkeys((1, args.concurrency))):
         step(f"OneBot pipeline: {args.warmup:g}s warm-up + {args.duration:g}s, {conversations} conversations")
         spec = {
             "edge_url": f"http://{HOST}:{port}",
@@ -392,6 +392,7 @@ def measure_pipeline(bench: Bench, setup: dict[str, Any], tag: str) -> list[dict
             "duration": args.duration,
             "grace": LOADGEN_GRACE,
             "tag": tag,
+            "first_message_id": MESSAGE_IDS_PER_LEVEL * (level + 1),  # ids chatbus has not seen (its dedup)
         }
         out.append(bench.run_load(["tests.bench.onebot", "--loadgen"], spec, f"pipeline c={conversations}"))
     return out
