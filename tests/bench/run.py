@@ -357,7 +357,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="bench-results", help="directory for the JSON result (default bench-results)")
     parser.add_argument("--replay-events", type=int, default=60_000, help="events replayed (default 60,000)")
     parser.add_argument("--ws-clients", type=int, default=1000, help="WebSocket clients (default 1,000)")
-    parser.add_argument("--ws-events", type=int, default=10, help="events fanned out to them (default 10)")
+    parser.add_argument("--ws-events", type=int, default=20, help="events fanned out to them (default 20)")
     parser.add_argument(
         "--skip",
         type=lambda v: [x for x in v.split(",") if x],
