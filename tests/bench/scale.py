@@ -5,7 +5,8 @@ Postgres, each a process of its own as in compose.yaml, and the throughput of ea
 
 A layout `NxM` gets a fresh embedded NATS and durable Postgres (fsync on), `chatbus edge` N times (a port
 each), `chatbus worker` M times, one of every other role of `tests.bench.run.CHATBUS_ROLES` (the relay),
-and the instant fake LLM. The load grows with the layout: one load generator process per edge, each with
+and the instant fake LLM (`chatbus edge` has no SO_REUSEPORT option today, hence a port
+each). The load grows with the layout: one load generator process per edge, each with
 `--concurrency` keep-alive connections to its own edge. Scenarios: `GET /api/presets` (limiter on),
 `POST /api/presets` and chat turns (`POST /api/chat`, full reply). Throughput is summed over the load
 generators; p50/p99 are the worst load generator's. The OneBot pipeline is left out (one bot connection
