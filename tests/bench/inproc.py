@@ -6,6 +6,7 @@ to run; `tests.bench.run` measures the same paths against separate processes."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ async def in_process_stack() -> AsyncIterator[Stack]:
     os.environ["CHATBUS_DATA_DIR"] = str(data)  # plugins unpack under it
     crypto.install(crypto.load(data, create=True))
     with ExitStack() as servers_stack:
+        servers_stack.callback(shutil.rmtree, data, ignore_errors=True)  # last out: after the stack stops
         servers = start_servers(servers_stack)
         name = f"bench_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(servers.pg_admin_dsn)
