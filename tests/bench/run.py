@@ -3,9 +3,9 @@
     python -m tests.bench.run [--duration S] [--warmup S] [--concurrency N] [--out DIR]
 
 Starts an embedded NATS and a durable embedded Postgres (fsync on: real commit latency), bootstraps
-them, runs `chatbus edge`, `chatbus worker`, `chatbus relay`, a bare Litestar app and a local instant
-LLM (`FakeProvider("openai")`, `tests.bench.fake_llm`) as separate processes, logs in, creates one
-channel pointing at the LLM, measures the idle RSS, then drives each scenario with a load generator in
+them, runs `chatbus edge`, `chatbus worker --relay` (the layout `chatbus up` runs), a bare Litestar
+app and a local instant LLM (`FakeProvider("openai")`, `tests.bench.fake_llm`) as separate processes, logs
+in, creates one channel pointing at the LLM, measures the idle RSS, then drives each scenario with a load generator in
 its own process: `GET /bare` (the ceiling), `GET /api/presets` (a projection page), `POST /api/presets`
 (the full command path: edge -> NATS -> worker -> Postgres), then chat turns at concurrency 1 and N,
 each pair back to back: `POST /api/chat` against the LLM's own `POST /v1/chat/completions` (the full
@@ -484,7 +484,7 @@ def measure(bench: Bench) -> dict[str, Any]:
         "idle_rss_total_mib": sum(m["rss_mib"] for m in accounted.values()),
         "idle_pss_total_mib": sum(m["pss_mib"] for m in accounted.values()),
         "idle_memory_note": "after start-up, login and one probe request per scenario, 2 s settle; "
-        "total = edge + worker + relay + nats + postgres (bare app and fake LLM excluded)",
+        "total = edge + worker (with the relay) + nats + postgres (bare app and fake LLM excluded)",
         "scenarios": results,
         "pipeline": pipeline,
         "ws_fanout": ws,

@@ -68,7 +68,8 @@ class ScaleBench(Bench):
         (self.workdir / "logs").mkdir()
         self.nats = EmbeddedNats(self.workdir / "nats")
         nats_url = self.nats.start()
-        self.pg = EmbeddedPostgres(self.workdir / "postgres", durable=True)
+        # 8 edges and 8 workers hold more connections than the embedded default allows.
+        self.pg = EmbeddedPostgres(self.workdir / "postgres", durable=True, max_connections=300)
         dsn = self.pg.start()
         asyncio.run(bootstrap(dsn, nats_url))
         asyncio.run(set_rate_limit(dsn, 1_000_000))  # the limiter on, counting every request
