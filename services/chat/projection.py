@@ -32,27 +32,22 @@ async def started(conn: asyncpg.Connection, recorded: RecordedEvent, event: Conv
 
 
 async def message_added(conn: asyncpg.Connection, recorded: RecordedEvent, event: MessageAdded) -> None:
-    conversation_id = _conversation_id(recorded)
-    seq = await conn.fetchval(
-        """UPDATE conversations SET message_count = message_count + 1, last_message = left($2, 200),
-               updated_at = $3, title = CASE WHEN title = '' AND $4 = 'user' THEN left($2, 60) ELSE title END
-           WHERE id = $1 RETURNING message_count""",
-        conversation_id,
+    # One statement, no read: the message takes the count the UPDATE returns (NULL, refused by
+    # messages.seq, when the conversation is missing), so a replay can pipeline it.
+    await conn.execute(
+        """WITH c AS (
+               UPDATE conversations SET message_count = message_count + 1, last_message = left($2, 200),
+                   updated_at = $3, title = CASE WHEN title = '' AND $4 = 'user' THEN left($2, 60) ELSE title END
+               WHERE id = $1 RETURNING message_count)
+           INSERT INTO messages (conversation_id, seq, message_id, role, content, tool_calls, metadata, created_at)
+           VALUES ($1, (SELECT message_count FROM c), $5, $4, $2, $6, $7, $3)""",
+        _conversation_id(recorded),
         event.content,
         recorded.recorded_at,
         event.role,
-    )
-    await conn.execute(
-        """INSERT INTO messages (conversation_id, seq, message_id, role, content, tool_calls, metadata, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        conversation_id,
-        seq,
         event.message_id,
-        event.role,
-        event.content,
         event.tool_calls,
         event.metadata,
-        recorded.recorded_at,
     )
     if event.role == "assistant":
         await _count_call(conn, event.metadata)
@@ -116,4 +111,5 @@ PROJECTION = Projection(
         ConversationDeleted: deleted,
     },
     catalog=EVENTS,
+    per_stream=frozenset({"conversations", "messages"}),
 )

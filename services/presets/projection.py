@@ -75,4 +75,5 @@ PROJECTION = Projection(
         PresetDefaultChanged: default_changed,
     },
     catalog=EVENTS,
+    per_stream=frozenset({"presets"}),
 )

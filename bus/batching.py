@@ -1,0 +1,199 @@
+"""A connection stand-in for replay that holds back writes and sends them in few round trips.
+
+Rebuilding read tables runs ~2 SQL statements per event, and sent one by one each waits for its own
+round trip: replay speed is then the socket's latency, not Postgres' or Python's work. Projection
+functions write with `execute` and never look at its status string, so the writes can wait in a
+buffer and go out together: each run of statements with the same SQL as one asyncpg `executemany`,
+which pipelines all its argument sets in one round trip.
+
+Runs are made long by moving a statement ahead of earlier ones it commutes with, and only those:
+two statements keep their order when they name a common read table (or tables linked to it by a
+foreign key), unless both write rows of different streams of a table that the projection declares
+`per_stream` (its rows each belong to one stream; the catalog must show no trigger, no unique index
+but the primary key and no generated key on it, or the declaration is ignored). A statement that
+names no known table, and any statement when a read table has a trigger, keeps its place. Statements
+with the same SQL always keep their relative order (one run is sent in order), so e.g. float sums
+add up in the same order.
+
+A read (`fetch`, `fetchrow`, `fetchval`) first sends everything buffered, so it sees every earlier
+write; the tables end exactly as with one round trip per statement. The rebuild runs in one
+transaction, so a failed statement surfaces at the next flush instead of at its own `execute`, and
+rolls back the whole rebuild either way."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+_WORD = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What the catalog says about the read tables, for deciding which statements commute."""
+
+    linked: dict[str, frozenset[str]]  # table -> every table a statement on it can reach (itself included)
+    opaque: bool  # a read table has a trigger: any statement may touch anything
+    per_stream_safe: frozenset[str]  # tables where writes of different streams cannot interact
+
+
+async def table_facts(conn: asyncpg.Connection, tables: Iterable[str]) -> TableFacts:
+    """Foreign keys, triggers, unique indexes and generated keys of `tables`, by name in any schema
+    (replay --check writes copies in a scratch schema: the live ones' links count too)."""
+    names = sorted(set(tables))
+    rows = await conn.fetch(
+        """SELECT c.relname AS name,
+                  EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) AS triggers,
+                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)
+                      AS other_unique,
+                  EXISTS (SELECT 1 FROM pg_attribute a LEFT JOIN pg_attrdef d
+                              ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                            AND (a.attidentity <> '' OR a.attgenerated <> ''
+                                 OR pg_get_expr(d.adbin, d.adrelid) ILIKE '%nextval%')) AS generated,
+                  ARRAY(SELECT f.relname FROM pg_constraint k
+                        JOIN pg_class f ON f.oid = CASE WHEN k.conrelid = c.oid THEN k.confrelid ELSE k.conrelid END
+                        WHERE k.contype = 'f' AND (k.conrelid = c.oid OR k.confrelid = c.oid)) AS fk
+           FROM pg_class c WHERE c.relkind IN ('r', 'p') AND c.relname = ANY($1::text[])""",
+        names,
+    )
+    edges: dict[str, set[str]] = {n: {n} for n in names}
+    opaque, unsafe = False, set()
+    for row in rows:
+        opaque |= row["triggers"]
+        if row["triggers"] or row["other_unique"] or row["generated"]:
+            unsafe.add(row["name"])
+        for other in row["fk"]:
+            edges.setdefault(row["name"], {row["name"]}).add(other)
+            edges.setdefault(other, {other}).add(row["name"])
+    linked = {}
+    for name in edges:  # the closure: a cascade may go on through further keys
+        seen, todo = {name}, [name]
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        linked[name] = frozenset(seen)
+    return TableFacts(linked, opaque, frozenset(names) - unsafe)
+
+
+@dataclass
+class _Run:
+    query: str
+    args: list[tuple[Any, ...]]
+
+
+class BufferedWrites:
+    """Wraps `conn` for projection functions: `execute` with arguments is buffered and returns an
+    empty status; everything else sends the buffer first. Only the methods projections use exist,
+    so one that reaches for another fails loudly instead of bypassing the buffer.
+
+    Set `context(stream_id, per_stream)` before each projection function runs: the stream of its
+    event and the tables its projection declares per stream."""
+
+    def __init__(self, conn: asyncpg.Connection, facts: TableFacts | None = None) -> None:
+        self._conn = conn
+        self._facts = facts or TableFacts({}, True, frozenset())
+        self._tables: dict[str, frozenset[str] | None] = {}  # SQL -> tables it may touch (None: any)
+        self._stream: str | None = None
+        self._per_stream: frozenset[str] = frozenset()
+        self._reset()
+        self.statements = 0  # sent, over the life of this wrapper
+        self.round_trips = 0
+
+    def _reset(self) -> None:
+        self._runs: list[_Run] = []
+        self._runs_of: dict[str, list[int]] = {}  # SQL -> indexes of its runs, ascending
+        self._after_any: dict[str, int] = {}  # table -> last run holding a statement on it
+        self._after_global: dict[str, int] = {}  # table -> last run holding a statement on it of no stream
+        self._after_stream: dict[tuple[str, str], int] = {}  # (table, stream) -> last run with such a statement
+        self._after_opaque = -1  # last run holding a statement that may touch anything
+        self._last_run = -1  # for statements that may touch anything: nothing moves past them
+
+    def context(self, stream_id: str, per_stream: frozenset[str]) -> None:
+        self._stream, self._per_stream = stream_id, per_stream
+
+    @property
+    def pending(self) -> int:
+        return sum(len(run.args) for run in self._runs)
+
+    def _touches(self, query: str) -> frozenset[str] | None:
+        if query not in self._tables:
+            named = {w for w in _WORD.findall(query.lower()) if w in self._facts.linked}
+            tables = frozenset().union(*(self._facts.linked[t] for t in named))
+            self._tables[query] = tables if named and not self._facts.opaque else None
+        return self._tables[query]
+
+    async def execute(self, query: str, *args: Any) -> str:
+        if not args:  # the simple protocol (possibly several statements): nothing to batch
+            await self.flush()
+            return str(await self._sent(self._conn.execute(query)))
+        tables = self._touches(query)
+        if tables is None:
+            after = self._last_run
+        else:
+            scoped = tables <= (self._per_stream & self._facts.per_stream_safe)
+            after = self._after_opaque
+            for t in tables:
+                if scoped:
+                    after = max(after, self._after_global.get(t, -1), self._after_stream.get((t, self._stream or ""), -1))
+                else:
+                    after = max(after, self._after_any.get(t, -1))
+        runs = self._runs_of.setdefault(query, [])
+        at = bisect.bisect_left(runs, after)  # the first run of this SQL that comes no earlier than `after`
+        if at < len(runs):
+            index = runs[at]
+            self._runs[index].args.append(args)
+        else:
+            index = len(self._runs)
+            self._runs.append(_Run(query, [args]))
+            runs.append(index)
+        self._last_run = max(self._last_run, index)
+        if tables is None:
+            self._after_opaque = index
+        else:
+            for t in tables:
+                self._after_any[t] = max(self._after_any.get(t, -1), index)
+                if scoped:
+                    key = (t, self._stream or "")
+                    self._after_stream[key] = max(self._after_stream.get(key, -1), index)
+                else:
+                    self._after_global[t] = max(self._after_global.get(t, -1), index)
+        return ""
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        await self.flush()
+        return list(await self._sent(self._conn.fetch(query, *args)))
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        await self.flush()
+        row: asyncpg.Record | None = await self._sent(self._conn.fetchrow(query, *args))
+        return row
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0) -> Any:
+        await self.flush()
+        return await self._sent(self._conn.fetchval(query, *args, column=column))
+
+    async def flush(self) -> None:
+        """Send every buffered statement: one round trip per run."""
+        runs = self._runs
+        self._reset()
+        for run in runs:
+            if len(run.args) == 1:
+                await self._conn.execute(run.query, *run.args[0])
+            else:
+                await self._conn.executemany(run.query, run.args)
+            self.statements += len(run.args)
+            self.round_trips += 1
+
+    async def _sent(self, call: Any) -> Any:
+        result = await call
+        self.statements += 1
+        self.round_trips += 1
+        return result
