@@ -22,7 +22,9 @@ rolls back the whole rebuild either way."""
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,6 +106,7 @@ class BufferedWrites:
         self._stream: str | None = None
         self._per_stream: frozenset[str] = frozenset()
         self._reset()
+        self._sending: asyncio.Task[None] | None = None
         self.statements = 0  # sent, over the life of this wrapper
         self.round_trips = 0
 
@@ -139,10 +142,11 @@ class BufferedWrites:
             after = self._last_run
         else:
             scoped = tables <= (self._per_stream & self._facts.per_stream_safe)
+            stream = self._stream or ""
             after = self._after_opaque
             for t in tables:
                 if scoped:
-                    after = max(after, self._after_global.get(t, -1), self._after_stream.get((t, self._stream or ""), -1))
+                    after = max(after, self._after_global.get(t, -1), self._after_stream.get((t, stream), -1))
                 else:
                     after = max(after, self._after_any.get(t, -1))
         runs = self._runs_of.setdefault(query, [])
@@ -161,7 +165,7 @@ class BufferedWrites:
             for t in tables:
                 self._after_any[t] = max(self._after_any.get(t, -1), index)
                 if scoped:
-                    key = (t, self._stream or "")
+                    key = (t, stream)
                     self._after_stream[key] = max(self._after_stream.get(key, -1), index)
                 else:
                     self._after_global[t] = max(self._after_global.get(t, -1), index)
@@ -181,9 +185,34 @@ class BufferedWrites:
         return await self._sent(self._conn.fetchval(query, *args, column=column))
 
     async def flush(self) -> None:
-        """Send every buffered statement: one round trip per run."""
+        """Send every buffered statement (one round trip per run) and wait for the answers."""
+        await self.settle()
+        await self._send(self._take())
+
+    async def flush_soon(self) -> None:
+        """Start sending the buffer, and return while Postgres works on it: the caller can go on
+        buffering the next statements. Anything that uses the connection settles it first."""
+        await self.settle()
+        self._sending = asyncio.create_task(self._send(self._take()))
+        await asyncio.sleep(0)  # let it write its first statements
+
+    async def settle(self, *, quiet: bool = False) -> None:
+        """Wait for the send that `flush_soon` started, if any. Its error is raised here, unless
+        `quiet` (when another error is on its way out already)."""
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            if not quiet:
+                await sending
+                return
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await sending
+
+    def _take(self) -> list[_Run]:
         runs = self._runs
         self._reset()
+        return runs
+
+    async def _send(self, runs: list[_Run]) -> None:
         for run in runs:
             if len(run.args) == 1:
                 await self._conn.execute(run.query, *run.args[0])

@@ -59,21 +59,35 @@ class Projection:
 async def _apply_log(conn: asyncpg.Connection, projections: Sequence[Projection], events_table: str, batch: int) -> int:
     """Apply every event of `events_table`, in log order, to every projection; the count.
 
-    The projections write through `BufferedWrites`, flushed after each `batch` of events, so a batch
-    costs a round trip per run of identical statements (and per read) instead of one per statement.
-    Needs a transaction (the cursor's, and one rebuild must not commit half-way anyway)."""
+    The projections write through `BufferedWrites`: a batch of events costs a round trip per run of
+    statements (and per read) instead of one per statement, and is sent while the next batch is
+    decoded and applied. Needs a transaction (the cursor's; and a rebuild never commits half-way)."""
     writes = BufferedWrites(conn, await table_facts(conn, read_tables(projections)))
     target = cast(asyncpg.Connection, writes)  # the subset of Connection that projections use
+    by_type: dict[str, list[Projection]] = {}
     cursor = await conn.cursor(f"SELECT {EVENT_COLUMNS} FROM {events_table} ORDER BY global_position")
     count = 0
-    while rows := await cursor.fetch(batch):
-        for row in rows:
-            event = RecordedEvent(**dict(row))
-            for projection in projections:
-                writes.context(event.stream_id, projection.per_stream)
-                await projection.apply(target, event)
+    try:
+        rows = await cursor.fetch(batch)
+        while rows:
+            for n, row in enumerate(rows):
+                event = RecordedEvent(**dict(row))
+                kind = event.event_type
+                if kind not in by_type:
+                    by_type[kind] = [p for p in projections if kind in p.event_types]
+                for projection in by_type[kind]:
+                    writes.context(event.stream_id, projection.per_stream)
+                    await projection.apply(target, event)
+                if n % 256 == 255:
+                    await asyncio.sleep(0)  # the previous batch's send goes on meanwhile
+            count += len(rows)
+            await writes.settle()
+            rows = await cursor.fetch(batch)
+            await writes.flush_soon()
         await writes.flush()
-        count += len(rows)
+    except BaseException:
+        await writes.settle(quiet=True)  # the connection is free again, for the rollback
+        raise
     log.debug("applied %d events: %d statements in %d round trips", count, writes.statements, writes.round_trips)
     return count
 
