@@ -32,7 +32,7 @@ async def started(conn: asyncpg.Connection, recorded: RecordedEvent, event: Conv
 
 
 async def message_added(conn: asyncpg.Connection, recorded: RecordedEvent, event: MessageAdded) -> None:
-    # One statement, no read: the message takes the count the UPDATE returns (NULL, refused by
+    # One statement, no read: the message takes the new count of the conversation (NULL, refused by
     # messages.seq, when the conversation is missing), so a replay can pipeline it.
     await conn.execute(
         """WITH c AS (
