@@ -56,12 +56,18 @@ class Projection:
         await self._by_name[recorded.event_type](conn, recorded, event)
 
 
+# Events whose writes go out together while the next ones are applied: enough to fill long runs,
+# few enough that Postgres and Python work side by side for most of a replay.
+SEND_EVERY = 1000
+
+
 async def _apply_log(conn: asyncpg.Connection, projections: Sequence[Projection], events_table: str, batch: int) -> int:
     """Apply every event of `events_table`, in log order, to every projection; the count.
 
     The projections write through `BufferedWrites`: a batch of events costs a round trip per run of
-    statements (and per read) instead of one per statement, and is sent while the next batch is
-    decoded and applied. Needs a transaction (the cursor's; and a rebuild never commits half-way)."""
+    statements (and per read) instead of one per statement, and every SEND_EVERY events are sent
+    while the next ones are decoded and applied. Needs a transaction (the cursor's; and a rebuild
+    never commits half-way)."""
     writes = BufferedWrites(conn, await table_facts(conn, read_tables(projections)))
     target = cast(asyncpg.Connection, writes)  # the subset of Connection that projections use
     by_type: dict[str, list[Projection]] = {}
@@ -69,17 +75,20 @@ async def _apply_log(conn: asyncpg.Connection, projections: Sequence[Projection]
     count = 0
     try:
         rows = await cursor.fetch(batch)
+        positional = bool(rows) and tuple(rows[0].keys()) == RecordedEvent.__struct_fields__
         while rows:
-            for n, row in enumerate(rows):
-                event = RecordedEvent(**dict(row))
+            for n, row in enumerate(rows, start=1):
+                event = RecordedEvent(*row) if positional else RecordedEvent(**dict(row))
                 kind = event.event_type
                 if kind not in by_type:
                     by_type[kind] = [p for p in projections if kind in p.event_types]
                 for projection in by_type[kind]:
                     writes.context(event.stream_id, projection.per_stream)
                     await projection.apply(target, event)
-                if n % 256 == 255:
-                    await asyncio.sleep(0)  # the previous batch's send goes on meanwhile
+                if n % SEND_EVERY == 0 and n < len(rows):
+                    await writes.flush_soon()
+                elif n % 256 == 0:
+                    await asyncio.sleep(0)  # let the send in flight go on writing and reading
             count += len(rows)
             await writes.settle()
             rows = await cursor.fetch(batch)
