@@ -133,3 +133,29 @@ async def test_a_failed_statement_surfaces_at_the_flush(pool: asyncpg.Pool) -> N
         assert writes.pending == 2
         with pytest.raises(asyncpg.UniqueViolationError):
             await writes.flush()
+
+
+SET_ITEM = "UPDATE items SET note = $2, n = $3 WHERE id = $1"  # constants only: a later one erases it
+
+
+async def test_an_update_of_constants_is_overwritten_by_the_next_of_its_row_only(pool: asyncpg.Pool) -> None:
+    both = frozenset({"items", "parts"})
+    ops: list[Op] = []
+    for i in range(3):
+        s = f"s{i}"
+        ops.append((s, INSERT_ITEM, (s, i)))
+        ops += [(s, SET_ITEM, (s, f"v{v}", v)) for v in range(4)]  # three of these go unsent
+    ops.append(("s0", UPDATE_ITEM, ("s0", 5, "+")))  # reads the row: the next SET_ITEM must stay
+    ops.append(("s0", SET_ITEM, ("s0", "after", 7)))
+    ops.append(("s1", None, 99))  # a read: everything before it is sent
+    ops.append(("s1", SET_ITEM, ("s1", "read", 8)))
+    async with pool.acquire() as conn:
+        unbatched, _ = await run_script(conn, ops, buffered=False, per_stream=frozenset())
+        batched, writes = await run_script(conn, ops, buffered=True, per_stream=both)
+        assert batched == unbatched
+        assert writes is not None and writes.overwritten == 9
+        assert writes.statements == len(ops) + 1 - 9
+        undeclared, writes = await run_script(conn, ops, buffered=True, per_stream=frozenset())
+        assert undeclared == unbatched
+        assert writes is not None and writes.overwritten == 0
+    assert ("s0", 7, "after") in unbatched["items"] and ("s1", 8, "read") in unbatched["items"]
