@@ -11,14 +11,15 @@ two statements keep their order when they name a common read table (or tables li
 foreign key), unless both write rows of different streams of a table that the projection declares
 `per_stream` (its rows each belong to one stream; the catalog must show no trigger, no unique index
 but the primary key and no generated key on it, or the declaration is ignored). A statement that
-names no known table, and any statement when a read table has a trigger, keeps its place. Statements
-with the same SQL always keep their relative order (one run is sent in order), so e.g. float sums
-add up in the same order.
+names no known table, and any statement when a read table has a trigger, keeps its place. Two
+statements that may touch the same rows never swap (a run is sent in order), so e.g. the float sums
+of one counter row add up in the same order.
 
 An UPDATE that only sets columns to parameters on the row its key ($1) finds is dropped when the
 same statement for the same key follows in the same stream before anything else touches the table
 for that stream (or for every stream): the later values go in its place, as the row would end up
-with them anyway (the replay benchmark's presets: four updates of one preset, one statement).
+with them anyway (the replay benchmark's presets: four updates of one preset, one statement). Only
+a replay that would fail anyway can tell: the dropped values are never checked against constraints.
 
 A read (`fetch`, `fetchrow`, `fetchval`) first sends everything buffered, so it sees every earlier
 write; the tables end exactly as with one round trip per statement. The rebuild runs in one
