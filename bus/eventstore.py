@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from bus.events import EventCatalog
+from bus.streamcache import Attempt, Folded, StreamCache, current_attempt
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
 from schemas.errors import DomainError
 
@@ -28,6 +29,9 @@ MAX_CONFLICT_RETRIES = 30
 # spread out instead of colliding again in lockstep.
 RETRY_BASE_DELAY = 0.001
 RETRY_MAX_DELAY = 0.05
+# Commits within this long share one relay wake-up.
+WAKE_DELAY = 0.001
+_json_text = msgspec.json.Encoder().encode
 
 
 class NewEvent(msgspec.Struct, frozen=True):
@@ -214,6 +218,9 @@ class EventStore:
         # Called after a commit that wrote events (the relay's wake-up). Not Postgres NOTIFY: that
         # takes a global lock at commit and would serialise every writer.
         self.on_commit = on_commit
+        self._wake_pending = False
+        # Folded stream states of this process (see bus/streamcache.py).
+        self.streams = StreamCache()
 
     async def _stored_result(self, conn: asyncpg.Connection, envelope: CommandEnvelope) -> CommandReply | None:
         """The reply of the command already processed under this id, if any. A command whose request
@@ -254,37 +261,18 @@ class EventStore:
 
     async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
         """Decide and persist one command, once. A retried command id returns the stored reply."""
+        trusting = True  # may decide on cached stream state; off after a conflict
         for attempt in range(MAX_CONFLICT_RETRIES):
+            tried = Attempt(self.streams, trusting)
             try:
                 # The command id is looked up only when something objects (a refusal, a conflict):
                 # a duplicate that decides cleanly again is stopped by the processed_commands key
                 # at the end, which rolls its events back. One query less on the common path.
-                async with self.pool.acquire() as conn, conn.transaction():
-                    try:
-                        decision = await handler(conn, envelope)
-                    except DomainError as exc:
-                        # Refusals are not recorded: nothing changed, and a retry may be valid later.
-                        stored = await self._stored_result(conn, envelope)
-                        return stored if stored is not None else error_reply(exc)
-                    appends = self._checked(decision.appends)
-                    recorded = await append_events(conn, appends, command_metadata(envelope))
-                    for event in recorded:
-                        for project in self.projectors:
-                            await project(conn, event)
-                    result = await decision.after(conn) if decision.after else decision.result
-                    reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.new_version)
-                    await conn.execute(
-                        "INSERT INTO processed_commands (command_id, stream_id, result, request_hash)"
-                        " VALUES ($1, $2, $3, $4)",
-                        envelope.command_id,
-                        decision.appends[0].stream_id if decision.appends else None,
-                        msgspec.to_builtins(reply),
-                        envelope.request_hash,
-                    )
-                if recorded and self.on_commit is not None:
-                    self.on_commit()
-                return reply
+                async with self.pool.acquire() as conn:
+                    return await self._attempt(conn, envelope, handler, tried)
             except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
+                tried.forget()
+                trusting = False
                 async with self.pool.acquire() as conn:
                     stored = await self._stored_result(conn, envelope)
                 if stored is not None:
@@ -296,6 +284,114 @@ class EventStore:
             ok=False,
             error=ErrorInfo("CONFLICT", "too many concurrent writes to the same entity, retry", 409),
         )
+
+    async def _decide(
+        self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler, tried: Attempt
+    ) -> Decision:
+        """The handler's decision; taken again on loaded state when one taken on cached state would
+        not be checked by the unique key (a refusal, or a speculative stream it does not append to)."""
+        token = current_attempt.set(tried)
+        try:
+            decision = await handler(conn, envelope)
+        except DomainError:
+            if not tried.speculative:
+                raise
+            decision = None
+        finally:
+            current_attempt.reset(token)
+        if decision is not None and tried.checked_by(decision.appends):
+            return decision
+        fresh = Attempt(self.streams, trusting=False)
+        token = current_attempt.set(fresh)
+        try:
+            decision = await handler(conn, envelope)
+        finally:
+            current_attempt.reset(token)
+        tried.reads, tried.speculative = fresh.reads, fresh.speculative
+        return decision
+
+    async def _attempt(
+        self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler, tried: Attempt
+    ) -> CommandReply:
+        # BEGIN and COMMIT by hand: the processed_commands row and the COMMIT then go in one round trip.
+        await conn.execute("BEGIN")
+        try:
+            try:
+                decision = await self._decide(conn, envelope, handler, tried)
+            except DomainError as exc:
+                # Refusals are not recorded: nothing changed, and a retry may be valid later.
+                stored = await self._stored_result(conn, envelope)
+                await conn.execute("ROLLBACK")
+                return stored if stored is not None else error_reply(exc)
+            appends = self._checked(decision.appends)
+            recorded = await append_events(conn, appends, command_metadata(envelope))
+            for event in recorded:
+                for project in self.projectors:
+                    await project(conn, event)
+            result = await decision.after(conn) if decision.after else decision.result
+            reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.new_version)
+            await record_and_commit(conn, envelope, decision.appends[0].stream_id if decision.appends else None, reply)
+        except BaseException:
+            await _rollback(conn)
+            raise
+        tried.committed(decision.appends)
+        if recorded:
+            self._wake()
+        return reply
+
+    def _wake(self) -> None:
+        """Tell the relay, at most once per WAKE_DELAY: one wake-up then carries a burst of commits
+        (the relay's poll covers a lost one), instead of a NATS message per command."""
+        if self.on_commit is None or self._wake_pending:
+            return
+        self._wake_pending = True
+        asyncio.get_running_loop().call_later(WAKE_DELAY, self._send_wake)
+
+    def _send_wake(self) -> None:
+        self._wake_pending = False
+        if self.on_commit is not None:
+            self.on_commit()
+
+
+async def _rollback(conn: asyncpg.Connection) -> None:
+    if conn.is_closed() or not conn.is_in_transaction():
+        return
+    try:
+        await conn.execute("ROLLBACK")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        log.debug("rollback failed; the pool discards the connection", exc_info=True)
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal (standard_conforming_strings on: only the quote is special)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def record_and_commit(
+    conn: asyncpg.Connection, envelope: CommandEnvelope, stream_id: str | None, reply: CommandReply
+) -> None:
+    """Insert the processed_commands row and COMMIT in one round trip. A duplicate command id fails
+    the INSERT, which skips the COMMIT: the caller rolls back and returns the stored reply.
+
+    The two statements go as one simple query, so the values are literals; a NUL would end the query
+    text early (and could drop the COMMIT), so any value holding one takes the two-trip path."""
+    stored = msgspec.to_builtins(reply)
+    text = (_json_text(stored).decode(), stream_id, envelope.request_hash)
+    if conn.get_settings().standard_conforming_strings != "on" or any(v is not None and "\x00" in v for v in text):
+        await conn.execute(
+            "INSERT INTO processed_commands (command_id, stream_id, result, request_hash) VALUES ($1, $2, $3, $4)",
+            envelope.command_id,
+            stream_id,
+            stored,
+            envelope.request_hash,
+        )
+        await conn.execute("COMMIT")
+        return
+    result, stream, request_hash = (_literal(v) if v is not None else "NULL" for v in text)
+    await conn.execute(
+        "INSERT INTO processed_commands (command_id, stream_id, result, request_hash)"
+        f" VALUES ('{envelope.command_id}'::uuid, {stream}, {result}::jsonb, {request_hash}); COMMIT"
+    )
 
 
 async def fold_stream(
@@ -309,6 +405,38 @@ async def fold_stream(
     state = initial
     for event in await load_stream(conn, stream_id):
         state = evolve(state, catalog.decode(event.event_type, event.schema_version, event.data))
+    return state
+
+
+async def fold_cached(
+    conn: asyncpg.Connection,
+    stream_id: str,
+    initial: S,
+    evolve: Callable[[S, Any], S],
+    catalog: EventCatalog,
+    *,
+    new: bool = False,
+) -> S:
+    """`fold_stream` for a stream the decision will append to: inside `EventStore.execute` the state
+    may come from the worker's stream cache, and with `new` (a create, whose stream is normally
+    empty) a stream not in the cache is taken as empty without a query. Either is checked by the
+    unique (stream_id, stream_version) key when the events are appended (see bus/streamcache.py).
+    `initial` must be the state of an empty stream and states must not be mutated."""
+    tried = current_attempt.get()
+    if tried is None:
+        return await fold_stream(conn, stream_id, initial, evolve, catalog)
+    if tried.trusting:
+        cached = tried.cache.get(stream_id, evolve)
+        if cached is not None or new:
+            folded = cached or Folded(initial, 0, evolve, catalog)
+            tried.read(stream_id, folded, speculative=True)
+            state: S = folded.state
+            return state
+    events = await load_stream(conn, stream_id)
+    state = initial
+    for event in events:
+        state = evolve(state, catalog.decode(event.event_type, event.schema_version, event.data))
+    tried.read(stream_id, Folded(state, events[-1].stream_version if events else 0, evolve, catalog), speculative=False)
     return state
 
 
