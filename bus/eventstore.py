@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
+from bus.commandlog import record_and_commit, rollback, stored_result
 from bus.events import EventCatalog
 from bus.streamcache import Attempt, Folded, StreamCache, current_attempt
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
@@ -31,7 +32,6 @@ RETRY_BASE_DELAY = 0.001
 RETRY_MAX_DELAY = 0.05
 # Commits within this long share one relay wake-up.
 WAKE_DELAY = 0.001
-_json_text = msgspec.json.Encoder().encode
 
 
 class NewEvent(msgspec.Struct, frozen=True):
@@ -222,22 +222,6 @@ class EventStore:
         # Folded stream states of this process (see bus/streamcache.py).
         self.streams = StreamCache()
 
-    async def _stored_result(self, conn: asyncpg.Connection, envelope: CommandEnvelope) -> CommandReply | None:
-        """The reply of the command already processed under this id, if any. A command whose request
-        differs from the stored one (the same Idempotency-Key, another body) gets a conflict, never the
-        stored result: an idempotency key must not hand out another request's answer."""
-        row = await conn.fetchrow(
-            "SELECT result, request_hash FROM processed_commands WHERE command_id = $1", envelope.command_id
-        )
-        if row is None:
-            return None
-        if row["request_hash"] != envelope.request_hash:
-            return CommandReply(
-                ok=False,
-                error=ErrorInfo("CONFLICT", "this Idempotency-Key was already used with a different request", 409),
-            )
-        return msgspec.convert(row["result"], CommandReply)
-
     def _checked(self, appends: list[StreamAppend]) -> list[StreamAppend]:
         if self.catalog is None:
             return appends
@@ -255,9 +239,7 @@ class EventStore:
         """The replies of those commands that already committed (the steps of a multi-step command),
         by command id; a step stored for another request under the same key answers CONFLICT."""
         async with self.pool.acquire() as conn:
-            return {
-                e.command_id: stored for e in envelopes if (stored := await self._stored_result(conn, e)) is not None
-            }
+            return {e.command_id: stored for e in envelopes if (stored := await stored_result(conn, e)) is not None}
 
     async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
         """Decide and persist one command, once. A retried command id returns the stored reply."""
@@ -274,7 +256,7 @@ class EventStore:
                 tried.forget()
                 trusting = False
                 async with self.pool.acquire() as conn:
-                    stored = await self._stored_result(conn, envelope)
+                    stored = await stored_result(conn, envelope)
                 if stored is not None:
                     return stored
                 log.debug("conflict on %s (attempt %d), deciding again", envelope.type, attempt + 1)
@@ -320,7 +302,7 @@ class EventStore:
                 decision = await self._decide(conn, envelope, handler, tried)
             except DomainError as exc:
                 # Refusals are not recorded: nothing changed, and a retry may be valid later.
-                stored = await self._stored_result(conn, envelope)
+                stored = await stored_result(conn, envelope)
                 await conn.execute("ROLLBACK")
                 return stored if stored is not None else error_reply(exc)
             appends = self._checked(decision.appends)
@@ -332,7 +314,7 @@ class EventStore:
             reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.new_version)
             await record_and_commit(conn, envelope, decision.appends[0].stream_id if decision.appends else None, reply)
         except BaseException:
-            await _rollback(conn)
+            await rollback(conn)
             raise
         tried.committed(decision.appends)
         if recorded:
@@ -351,47 +333,6 @@ class EventStore:
         self._wake_pending = False
         if self.on_commit is not None:
             self.on_commit()
-
-
-async def _rollback(conn: asyncpg.Connection) -> None:
-    if conn.is_closed() or not conn.is_in_transaction():
-        return
-    try:
-        await conn.execute("ROLLBACK")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        log.debug("rollback failed; the pool discards the connection", exc_info=True)
-
-
-def _literal(value: str) -> str:
-    """A SQL string literal (standard_conforming_strings on: only the quote is special)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-async def record_and_commit(
-    conn: asyncpg.Connection, envelope: CommandEnvelope, stream_id: str | None, reply: CommandReply
-) -> None:
-    """Insert the processed_commands row and COMMIT in one round trip. A duplicate command id fails
-    the INSERT, which skips the COMMIT: the caller rolls back and returns the stored reply.
-
-    The two statements go as one simple query, so the values are literals; a NUL would end the query
-    text early (and could drop the COMMIT), so any value holding one takes the two-trip path."""
-    stored = msgspec.to_builtins(reply)
-    text = (_json_text(stored).decode(), stream_id, envelope.request_hash)
-    if conn.get_settings().standard_conforming_strings != "on" or any(v is not None and "\x00" in v for v in text):
-        await conn.execute(
-            "INSERT INTO processed_commands (command_id, stream_id, result, request_hash) VALUES ($1, $2, $3, $4)",
-            envelope.command_id,
-            stream_id,
-            stored,
-            envelope.request_hash,
-        )
-        await conn.execute("COMMIT")
-        return
-    result, stream, request_hash = (_literal(v) if v is not None else "NULL" for v in text)
-    await conn.execute(
-        "INSERT INTO processed_commands (command_id, stream_id, result, request_hash)"
-        f" VALUES ('{envelope.command_id}'::uuid, {stream}, {result}::jsonb, {request_hash}); COMMIT"
-    )
 
 
 async def fold_stream(
