@@ -7,7 +7,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -267,39 +267,30 @@ class EventStore:
             error=ErrorInfo("CONFLICT", "too many concurrent writes to the same entity, retry", 409),
         )
 
-    async def _decide(
-        self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler, tried: Attempt
-    ) -> Decision:
+    async def _decide(self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler) -> Decision:
         """The handler's decision; taken again on loaded state when one taken on cached state would
         not be checked by the unique key (a refusal, or a speculative stream it does not append to)."""
-        token = current_attempt.set(tried)
+        tried = current_attempt.get()
         try:
             decision = await handler(conn, envelope)
         except DomainError:
-            if not tried.speculative:
+            if tried is None or not tried.speculative:
                 raise
-            decision = None
-        finally:
-            current_attempt.reset(token)
-        if decision is not None and tried.checked_by(decision.appends):
-            return decision
-        fresh = Attempt(self.streams, trusting=False)
-        token = current_attempt.set(fresh)
-        try:
-            decision = await handler(conn, envelope)
-        finally:
-            current_attempt.reset(token)
-        tried.reads, tried.speculative = fresh.reads, fresh.speculative
-        return decision
+        else:
+            if tried is None or tried.checked_by(decision.appends):
+                return decision
+        tried.distrust()
+        return await handler(conn, envelope)
 
     async def _attempt(
         self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler, tried: Attempt
     ) -> CommandReply:
+        token = current_attempt.set(tried)  # for fold_cached and the projections' remembered rows
         # BEGIN and COMMIT by hand: the processed_commands row and the COMMIT then go in one round trip.
         await conn.execute("BEGIN")
         try:
             try:
-                decision = await self._decide(conn, envelope, handler, tried)
+                decision = await self._decide(conn, envelope, handler)
             except DomainError as exc:
                 # Refusals are not recorded: nothing changed, and a retry may be valid later.
                 stored = await stored_result(conn, envelope)
@@ -316,6 +307,8 @@ class EventStore:
         except BaseException:
             await rollback(conn)
             raise
+        finally:
+            current_attempt.reset(token)
         tried.committed(decision.appends)
         if recorded:
             self._wake()
@@ -397,6 +390,20 @@ async def load_last_event(conn: asyncpg.Connection, stream_id: str) -> RecordedE
         f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1", stream_id
     )
     return _row_to_event(row) if row else None
+
+
+def remember_row(key: Hashable, row: Any) -> None:
+    """An inline projection keeps the row it just wrote (RETURNING) for the command's `after`, which
+    then answers without reading it back. Outside a command (replay, catch-up) nothing is kept."""
+    tried = current_attempt.get()
+    if tried is not None:
+        tried.rows[key] = row
+
+
+def remembered_row(key: Hashable) -> Any | None:
+    """The row an inline projection wrote under `key` in this attempt of the command, if any."""
+    tried = current_attempt.get()
+    return tried.rows.get(key) if tried is not None else None
 
 
 def payload_of(envelope: CommandEnvelope, type_: type[S]) -> S:

@@ -259,13 +259,32 @@ class CatchUpRunner:
                 await asyncio.sleep(1)
 
 
-async def insert_row(conn: asyncpg.Connection, table: str, values: dict[str, Any]) -> None:
-    """INSERT one row from {column: value} (columns come from the projection's own mapping, never input)."""
+async def insert_row(
+    conn: asyncpg.Connection, table: str, values: dict[str, Any], *, returning: str | None = None
+) -> asyncpg.Record | None:
+    """INSERT one row from {column: value} (columns come from the projection's own mapping, never input);
+    with `returning` (a column list), the row as written."""
     marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    await conn.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})", *values.values())
+    sql = f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})"
+    if returning is None:
+        await conn.execute(sql, *values.values())
+        return None
+    return await conn.fetchrow(f"{sql} RETURNING {returning}", *values.values())
 
 
-async def update_row(conn: asyncpg.Connection, table: str, key: tuple[str, Any], values: dict[str, Any]) -> None:
-    """UPDATE the columns in {column: value} of the row whose key column equals the key value."""
+async def update_row(
+    conn: asyncpg.Connection,
+    table: str,
+    key: tuple[str, Any],
+    values: dict[str, Any],
+    *,
+    returning: str | None = None,
+) -> asyncpg.Record | None:
+    """UPDATE the columns in {column: value} of the row whose key column equals the key value; with
+    `returning`, the row as written (None when there is no such row)."""
     sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(values, start=2))
-    await conn.execute(f"UPDATE {table} SET {sets} WHERE {key[0]} = $1", key[1], *values.values())
+    sql = f"UPDATE {table} SET {sets} WHERE {key[0]} = $1"
+    if returning is None:
+        await conn.execute(sql, key[1], *values.values())
+        return None
+    return await conn.fetchrow(f"{sql} RETURNING {returning}", key[1], *values.values())

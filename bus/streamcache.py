@@ -76,6 +76,8 @@ class Attempt:
     trusting: bool
     reads: dict[str, Folded] = field(default_factory=dict)
     speculative: set[str] = field(default_factory=set)
+    # Rows the inline projections wrote in this attempt, for the decision's `after` (see remember_row).
+    rows: dict[Any, Any] = field(default_factory=dict)
 
     def read(self, stream_id: str, folded: Folded, *, speculative: bool) -> None:
         self.reads[stream_id] = folded
@@ -83,6 +85,11 @@ class Attempt:
             self.speculative.add(stream_id)
         else:
             self.cache.put(stream_id, folded)  # loaded state is committed state: safe to keep
+
+    def distrust(self) -> None:
+        """Decide again on loaded state only (nothing was written yet)."""
+        self.trusting = False
+        self.reads, self.speculative = {}, set()
 
     def checked_by(self, appends: Sequence[StreamAppend]) -> bool:
         """Does every speculative state meet the unique key: a non-empty append at its version?"""

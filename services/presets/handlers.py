@@ -8,7 +8,16 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_cached, fold_stream, payload_of
+from bus.eventstore import (
+    Decision,
+    Handler,
+    StreamAppend,
+    event_from_struct,
+    fold_cached,
+    fold_stream,
+    payload_of,
+    remembered_row,
+)
 from schemas.envelope import CommandEnvelope
 from schemas.errors import DomainError
 from schemas.presets import (
@@ -19,7 +28,7 @@ from schemas.presets import (
     SetDefaultPreset,
     UpdatePreset,
 )
-from services.presets import domain, queries
+from services.presets import domain, projection, queries
 from services.presets.domain import DEFAULT_STREAM, DefaultState, PresetState, stream_id
 
 
@@ -43,7 +52,9 @@ def _append(state: PresetState, events: Sequence[msgspec.Struct]) -> StreamAppen
 
 def _read_back(preset_id: str) -> Callable[[asyncpg.Connection], Awaitable[Any]]:
     async def after(conn: asyncpg.Connection) -> Any:
-        return await queries.get_preset(conn, preset_id)
+        # The row the inline projection just wrote, else read back (a decision that appended nothing).
+        written = remembered_row(projection.written_key(preset_id))
+        return queries.row_to_preset(written) if written is not None else await queries.get_preset(conn, preset_id)
 
     return after
 

@@ -204,3 +204,26 @@ async def test_presets_update_uses_the_cache_and_sees_another_workers_write(pool
 
     assert reply.ok and reply.version == 3
     assert reply.result["name"] == "two" and reply.result["description"] == "d"
+
+
+async def test_a_presets_reply_is_the_row_its_projection_wrote(pool: asyncpg.Pool) -> None:
+    from services.presets import queries
+    from services.presets.projection import PROJECTION
+
+    store = EventStore(pool, [PROJECTION.apply], catalog=PROJECTION.catalog)
+    fields = {"name": "one", "modelParams": {"temperature": 0.5}, "tools": {"enabled": ["a"]}}
+
+    created = await store.execute(envelope({"id": "p-2", "fields": fields}), preset_handlers.HANDLERS["create"])
+    row_after_create = msgspec.to_builtins(await queries.get_preset(pool, "p-2"))
+    unchanged = await store.execute(
+        envelope({"id": "p-2", "changes": {"name": "one"}}), preset_handlers.HANDLERS["update"]
+    )
+    updated = await store.execute(
+        envelope({"id": "p-2", "changes": {"name": "two"}}), preset_handlers.HANDLERS["update"]
+    )
+
+    assert created.ok and created.result == row_after_create
+    # Nothing written: the reply reads the row back, at the version it has.
+    assert unchanged.ok and unchanged.version == 1 and unchanged.result == row_after_create
+    assert updated.ok and updated.result == msgspec.to_builtins(await queries.get_preset(pool, "p-2"))
+    assert updated.result["name"] == "two" and updated.result["version"] == 2
