@@ -16,6 +16,7 @@ from nats.aio.client import Client as NATS
 from bus import db, subjects
 from bus.events import EventCatalog, UnknownEventType
 from bus.eventstore import RecordedEvent, load_checkpoint, read_feed, save_checkpoint
+from bus.gcpolicy import freeze_startup_heap
 from schemas.envelope import EventMessage
 from schemas.secrets import mask
 
@@ -120,6 +121,7 @@ class Relay:
                 if await _sleep_or_stop(stop, 1.0):
                     return
             log.info("relay is the leader")
+            freeze_startup_heap()  # publishing from now on (bus/gcpolicy.py)
             self._position = None  # read the checkpoint afresh: another leader may have moved it
 
             async def wake(_msg: object) -> None:

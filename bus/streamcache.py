@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 Evolve = Callable[[Any, Any], Any]
 
-# Streams of a busy worker are mostly its recent ones; past this many the oldest are forgotten.
-DEFAULT_CAPACITY = 10_000
+# The streams a worker decides on again soon are its recent ones; past this many the oldest are
+# forgotten. Kept small: every cached state is heap the garbage collector walks (bus/gcpolicy.py).
+DEFAULT_CAPACITY = 1_000
 
 
 @dataclass(frozen=True)
