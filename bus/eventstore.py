@@ -30,8 +30,8 @@ MAX_CONFLICT_RETRIES = 30
 # spread out instead of colliding again in lockstep.
 RETRY_BASE_DELAY = 0.001
 RETRY_MAX_DELAY = 0.05
-# Commits within this long share one relay wake-up.
-WAKE_DELAY = 0.001
+# Commits within this long of a relay wake-up share the next one (the relay batches as often).
+WAKE_INTERVAL = 0.005
 
 
 class NewEvent(msgspec.Struct, frozen=True):
@@ -219,6 +219,7 @@ class EventStore:
         # takes a global lock at commit and would serialise every writer.
         self.on_commit = on_commit
         self._wake_pending = False
+        self._woken_at = float("-inf")
         # Folded stream states of this process (see bus/streamcache.py).
         self.streams = StreamCache()
 
@@ -315,15 +316,22 @@ class EventStore:
         return reply
 
     def _wake(self) -> None:
-        """Tell the relay, at most once per WAKE_DELAY: one wake-up then carries a burst of commits
-        (the relay's poll covers a lost one), instead of a NATS message per command."""
+        """Tell the relay: at once after a quiet spell (no added latency for a lone command), then at
+        most once per WAKE_INTERVAL, so that a burst of commits shares one NATS message instead of
+        one each. Every commit is still followed by a wake-up sent after it."""
         if self.on_commit is None or self._wake_pending:
             return
-        self._wake_pending = True
-        asyncio.get_running_loop().call_later(WAKE_DELAY, self._send_wake)
+        loop = asyncio.get_running_loop()
+        wait = self._woken_at + WAKE_INTERVAL - loop.time()
+        if wait <= 0:
+            self._send_wake()
+        else:
+            self._wake_pending = True
+            loop.call_later(wait, self._send_wake)
 
     def _send_wake(self) -> None:
         self._wake_pending = False
+        self._woken_at = asyncio.get_running_loop().time()
         if self.on_commit is not None:
             self.on_commit()
 
