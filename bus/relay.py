@@ -29,6 +29,10 @@ ACK_TIMEOUT = 30.0
 # then carries a few milliseconds of them (one feed read, one ack wait, one checkpoint commit)
 # instead of one read, ack wait and fsync'd checkpoint per command.
 MIN_BATCH_INTERVAL = 0.005
+# The checkpoint (a committed, fsync'd write) is saved at most this often while events flow, and as
+# soon as they stop. A crash republishes what was acked since, and the stream's duplicate window
+# (hours, bus/nats_conn.py) drops the copies by Nats-Msg-Id, as it does for a batch cut short.
+CHECKPOINT_INTERVAL = 0.1
 _encode = msgspec.json.Encoder().encode
 
 
@@ -69,14 +73,17 @@ class Relay:
         self.on_published = on_published
         self._wake = asyncio.Event()
         self._position: tuple[int, int] | None = None
+        self._saved: tuple[int, int] | None = None  # the checkpoint as last saved
+        self._saved_at = float("-inf")
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
         # Only the leader moves the checkpoint, so after the first read it is known in memory.
         if self._position is None:
-            self._position = await load_checkpoint(conn, CHECKPOINT)
+            self._position = self._saved = await load_checkpoint(conn, CHECKPOINT)
         tx, pos = self._position
         events = await read_feed(conn, tx, pos, self.batch)
         if not events:
+            await self.save_position(conn)  # caught up: the checkpoint need not lag any more
             return 0
         # Published in feed order, acks awaited together: one round trip per batch, not per event.
         acks = [
@@ -88,11 +95,20 @@ class Relay:
             for e in events
         ]
         await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT)
-        await save_checkpoint(conn, CHECKPOINT, events[-1].transaction_id, events[-1].global_position)
         self._position = (events[-1].transaction_id, events[-1].global_position)
+        if asyncio.get_running_loop().time() - self._saved_at >= CHECKPOINT_INTERVAL:
+            await self.save_position(conn)
         if self.on_published:
             self.on_published(len(events))
         return len(events)
+
+    async def save_position(self, conn: asyncpg.Connection) -> None:
+        """Save the position of the last acked event, if it moved since the last save."""
+        if self._position is None or self._position == self._saved:
+            return
+        await save_checkpoint(conn, CHECKPOINT, *self._position)
+        self._saved = self._position
+        self._saved_at = asyncio.get_running_loop().time()
 
     def _subject(self, event_type: str) -> str:
         try:
@@ -131,6 +147,7 @@ class Relay:
             wake_sub = await self.nc.subscribe(subjects.RELAY_WAKE, cb=wake)
             try:
                 await self._publish_until(conn, stop)
+                await self.save_position(conn)  # stopping: leave nothing to republish
             finally:
                 await wake_sub.unsubscribe()
         finally:
