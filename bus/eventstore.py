@@ -310,7 +310,7 @@ class EventStore:
             raise
         finally:
             current_attempt.reset(token)
-        tried.committed(decision.appends)
+        tried.committed(appends)  # as stored: at the schema versions the catalog wrote them
         if recorded:
             self._wake()
         return reply
@@ -363,7 +363,8 @@ async def fold_cached(
     may come from the worker's stream cache, and with `new` (a create, whose stream is normally
     empty) a stream not in the cache is taken as empty without a query. Either is checked by the
     unique (stream_id, stream_version) key when the events are appended (see bus/streamcache.py).
-    `initial` must be the state of an empty stream and states must not be mutated."""
+    `initial` must be the state of an empty stream and states must not be mutated; a handler that
+    uses it may be run twice in one transaction (again on loaded state), so it writes nothing itself."""
     tried = current_attempt.get()
     if tried is None:
         return await fold_stream(conn, stream_id, initial, evolve, catalog)

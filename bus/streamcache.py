@@ -9,6 +9,7 @@ before anything is written, so no answer ever rests on an unchecked cache entry.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
@@ -19,6 +20,8 @@ from bus.events import EventCatalog
 
 if TYPE_CHECKING:
     from bus.eventstore import StreamAppend
+
+log = logging.getLogger("chatbus.eventstore")
 
 Evolve = Callable[[Any, Any], Any]
 
@@ -98,17 +101,24 @@ class Attempt:
         return all(at.get(sid) == self.reads[sid].version for sid in self.speculative)
 
     def committed(self, appends: Sequence[StreamAppend]) -> None:
-        """Cache the state each appended stream has now that the appends committed."""
+        """Cache the state each appended stream has now that the appends committed (as stored)."""
         for append in appends:
             before = self.reads.get(append.stream_id)
             if before is None or before.version != append.expected_version or not append.events:
                 continue
-            state = before.state
-            for event in append.events:
-                state = before.evolve(state, before.catalog.decode(event.event_type, event.schema_version, event.data))
-            self.cache.put(
-                append.stream_id, Folded(state, before.version + len(append.events), before.evolve, before.catalog)
-            )
+            try:
+                state = before.state
+                for event in append.events:
+                    event_struct = before.catalog.decode(event.event_type, event.schema_version, event.data)
+                    state = before.evolve(state, event_struct)
+            except Exception:  # the write is committed whatever happens here: just forget the stream
+                log.warning(
+                    "could not fold %s after its append; dropped from the cache", append.stream_id, exc_info=True
+                )
+                self.cache.drop([append.stream_id])
+                continue
+            folded = Folded(state, before.version + len(append.events), before.evolve, before.catalog)
+            self.cache.put(append.stream_id, folded)
 
     def forget(self) -> None:
         """After a conflict: whichever stream conflicted, its cached state is not to be trusted."""

@@ -246,3 +246,40 @@ async def test_commits_in_a_burst_share_a_relay_wake_up_and_the_last_is_followed
     # which comes after the last of them.
     assert wakes[0] == 0
     assert await wait_until(lambda: wakes[1:] == [3], message="one wake-up after the burst")
+
+
+class Paid(msgspec.Struct):
+    amount: int  # version 2; version 1 stored it as `n`
+
+
+PAID_EVENTS = EventCatalog.of("test", Opened, Paid, Paid={1: lambda d: {"amount": d["n"]}})
+
+
+def evolve_paid(state: Tally, event: Any) -> Tally:
+    if isinstance(event, Opened):
+        return Tally(True, state.total, state.version + 1)
+    return replace(state, total=state.total + event.amount, version=state.version + 1)
+
+
+async def pay(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
+    state = await fold_cached(conn, STREAM, Tally(), evolve_paid, PAID_EVENTS)
+    seen.append(state)
+    events = [] if state.opened else [event_from_struct(Opened())]
+    events.append(event_from_struct(Paid(int(env.payload["amount"]))))
+    return Decision(
+        [StreamAppend(STREAM, state.version, events)], result={"total": state.total + env.payload["amount"]}
+    )
+
+
+async def test_the_cached_state_is_folded_from_the_events_as_stored(pool: asyncpg.Pool) -> None:
+    # Paid is written at schema version 2: folding it into the cache as version 1 would upcast it again.
+    store = EventStore(pool, catalog=PAID_EVENTS)
+    assert (await store.execute(envelope({"amount": 2}), pay)).ok
+    cached = store.streams.get(STREAM, evolve_paid)
+    assert cached is not None and (cached.state.total, cached.version) == (2, 2)
+    seen.clear()
+
+    reply = await store.execute(envelope({"amount": 3}), pay)
+
+    assert reply.ok and reply.result == {"total": 5}
+    assert [(s.total, s.version) for s in seen] == [(2, 2)]
