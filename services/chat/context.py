@@ -5,35 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from schemas.channels import Channel
 from schemas.chat import SendChat
 from schemas.config import ConfigDocument
 from schemas.errors import DomainError
 from schemas.llm import ChatMessage, ChatRequest
-from services.channels import queries as channel_queries
 from services.chat import queries
-from services.group_admin import queries as group_queries
-from services.presets import queries as preset_queries
+from services.worker_reads import WorkerReads
 
 CHARS_PER_TOKEN = 4  # a rough, provider-neutral budget for trimming context
 
 
 async def build_request(
-    pool: asyncpg.Pool, config: ConfigDocument, cmd: SendChat, *, include_current: bool
+    reads: WorkerReads, config: ConfigDocument, cmd: SendChat, *, include_current: bool
 ) -> tuple[ChatRequest, list[Channel], str | None, str | None]:
     """The request for the LLM (system prompt, trimmed history, model and parameters), the enabled
     channels, the channel the turn is pinned to (by the caller or the group), if any, and the preset
-    (whose tool policy applies)."""
-    group = await group_queries.get_group(pool, cmd.group_id) if cmd.group_id else None
+    (whose tool policy applies). Only the history is read from Postgres; the rest is the worker's
+    cached reads."""
+    group = await reads.group(cmd.group_id) if cmd.group_id else None
     overrides = group["overrides"] if group else {}
     preset_id = cmd.preset_id or overrides.get("presetId") or config.presets.default_id
-    preset = await preset_queries.get_preset(pool, preset_id) if preset_id else None
+    preset = await reads.preset(preset_id) if preset_id else None
     if preset is None:
         if cmd.preset_id:
             raise DomainError("PRESET_NOT_FOUND", f"preset '{cmd.preset_id}' not found")
-        preset = await preset_queries.get_default_preset(pool)
+        preset = await reads.default_preset()
     max_messages = (
         preset.context.max_messages if preset and preset.context.max_messages else None
     ) or config.context.max_messages
@@ -42,7 +39,7 @@ async def build_request(
     ) or config.context.max_tokens
     # `maxMessages` counts the new message too.
     limit = max(0, max_messages - 1) if include_current else max_messages
-    history = await queries.context_messages(pool, cmd.conversation_id, limit) if limit else []
+    history = await queries.context_messages(reads.pool, cmd.conversation_id, limit) if limit else []
     messages = [
         ChatMessage(role=m["role"], content=m["content"]) for m in history if m["role"] in ("user", "assistant")
     ]
@@ -67,7 +64,7 @@ async def build_request(
         frequency_penalty=params.frequency_penalty if params else None,
     )
     pinned = cmd.channel_id or overrides.get("channelId") or None
-    channels = await channel_queries.enabled_channels(pool)
+    channels = await reads.enabled_channels()
     if pinned and not any(c.id == pinned for c in channels):
         raise DomainError("CHANNEL_NOT_FOUND", f"channel '{pinned}' not found or disabled")
     return request, channels, pinned, preset.id if preset else None

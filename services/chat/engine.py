@@ -28,6 +28,7 @@ from services.chat.context import build_request
 from services.chat.failover import Turn, turn_error
 from services.chat.tool_loop import ToolLoop
 from services.config.cache import ConfigCache
+from services.worker_reads import WorkerReads
 
 log = logging.getLogger("chatbus.chat")
 
@@ -47,11 +48,12 @@ def _usage(turn: Turn) -> dict[str, int]:
 
 
 class ChatEngine:
-    def __init__(self, store: EventStore, nc: NATS, config: ConfigCache, http: HttpClients) -> None:
+    def __init__(self, store: EventStore, nc: NATS, config: ConfigCache, http: HttpClients, reads: WorkerReads) -> None:
         self.store = store
         self.nc = nc
         self.config = config
         self.http = http
+        self.reads = reads
 
     def handlers(self) -> dict[str, CommandFn]:
         return {"send": self.send}
@@ -71,7 +73,7 @@ class ChatEngine:
         try:
             # The history as it was before this turn; the new message goes at its end.
             request, channels, pinned, preset_id = await build_request(
-                self.store.pool, self.config.document, cmd, include_current=first.command_id not in done
+                self.reads, self.config.document, cmd, include_current=first.command_id not in done
             )
         except DomainError as exc:
             await self._publish(cmd, {"type": "error", "code": exc.code, "message": exc.message})
@@ -81,7 +83,9 @@ class ChatEngine:
         await self._publish(cmd, {"type": "start", "conversationId": cmd.conversation_id})
         keepalive = asyncio.create_task(self._keepalive(cmd))
         on_text = self._text_sender(cmd) if cmd.stream_subject else None
-        tools = ToolLoop(self.nc, self.config.document.tools, envelope, cmd, preset_id, self._frame_sender(cmd))
+        tools = ToolLoop(
+            self.nc, self.config.document.tools, envelope, cmd, preset_id, self._frame_sender(cmd), self.reads
+        )
         try:
             turn = await tools.run(self.http, request, channels, pinned, on_text)
         finally:

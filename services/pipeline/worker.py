@@ -25,12 +25,12 @@ from bus import nats_conn, subjects
 from bus.commands import BusTimeout, BusUnavailable, CommandClient
 from schemas.envelope import Actor, CommandEnvelope, CommandReply
 from schemas.platforms import InboundMessage, SendReply, SendRequest
-from services.group_admin import queries as group_queries
 from services.group_admin.domain import effective_config
 from services.module import WorkerContext
 from services.pipeline import rules, store
 from services.pipeline.actions import Actions, Outgoing
 from services.platforms import onebot
+from services.worker_reads import worker_reads
 
 log = logging.getLogger("chatbus.pipeline")
 NAMESPACE = uuid.UUID("5f0b3c1e-6a43-4d55-9a3e-0c6a2b7f9d11")
@@ -63,6 +63,7 @@ class Pipeline:
         self.ctx = ctx
         self.ack_wait = ack_wait
         self.pool = ctx.store.pool
+        self.reads = worker_reads(ctx)
         self.commands = CommandClient(ctx.nc, timeout=CHAT_TIMEOUT)
         self.actions = Actions(self.pool, self._command, jwt_secret)
         self.rng = rng  # tests pin the random-rate draw; else it is seeded by the message
@@ -201,7 +202,7 @@ class Pipeline:
     async def _group(self, msg: InboundMessage, config: dict[str, Any]) -> dict[str, Any] | None:
         if msg.group_id is None:
             return None
-        stored = await group_queries.get_group(self.pool, msg.group_id)
+        stored = await self.reads.group(msg.group_id)
         return effective_config(msg.group_id, stored["overrides"] if stored else {}, config)
 
     @staticmethod
