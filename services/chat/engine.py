@@ -24,7 +24,7 @@ from schemas.errors import DomainError
 from services.channels.health import record_outcomes
 from services.channels.providers.registry import HttpClients
 from services.chat import handlers
-from services.chat.context import build_request
+from services.chat.context import build_request, plan_turn, recent_history
 from services.chat.failover import Turn, turn_error
 from services.chat.tool_loop import ToolLoop
 from services.config.cache import ConfigCache
@@ -65,19 +65,29 @@ class ChatEngine:
             return error_reply(DomainError("INVALID_ARGS", f"bad chat payload: {exc}"))
         final = envelope.derive("assistant")
         first = envelope.derive("user")
-        done = await self.store.stored_replies([final, first])
+        # Whether a step of this turn is already stored, read while the turn is planned and its
+        # history read: one round trip's wait instead of two.
+        stored = asyncio.ensure_future(self.store.stored_replies([final, first]))
+        failure: DomainError | None = None
+        try:
+            plan = await plan_turn(self.reads, self.config.document, cmd)
+            history = await recent_history(self.reads.pool, cmd, plan)
+        except DomainError as exc:
+            failure = exc
+        except BaseException:
+            stored.cancel()
+            raise
+        done = await stored
         if final.command_id in done:
             return done[final.command_id]
         if first.command_id in done and not done[first.command_id].ok:  # the key was used for another turn
             return done[first.command_id]
-        try:
-            # The history as it was before this turn; the new message goes at its end.
-            request, channels, pinned, preset_id = await build_request(
-                self.reads, self.config.document, cmd, include_current=first.command_id not in done
-            )
-        except DomainError as exc:
-            await self._publish(cmd, {"type": "error", "code": exc.code, "message": exc.message})
-            return error_reply(exc)
+        if failure is not None:
+            await self._publish(cmd, {"type": "error", "code": failure.code, "message": failure.message})
+            return error_reply(failure)
+        # The history as it was before this turn; the new message goes at its end.
+        request = build_request(self.config.document, cmd, plan, history, include_current=first.command_id not in done)
+        channels, pinned, preset_id = plan.channels, plan.pinned, plan.preset.id if plan.preset else None
         # The reply is stored only once the message it answers is.
         user_task = asyncio.create_task(self.store.execute(first, handlers.user_message(cmd)))
         await self._publish(cmd, {"type": "start", "conversationId": cmd.conversation_id})
