@@ -33,20 +33,16 @@ async def started(conn: asyncpg.Connection, recorded: RecordedEvent, event: Conv
 
 async def message_added(conn: asyncpg.Connection, recorded: RecordedEvent, event: MessageAdded) -> None:
     conversation_id = _conversation_id(recorded)
+    # One round trip: the conversation's count gives the message its seq.
     seq = await conn.fetchval(
-        """UPDATE conversations SET message_count = message_count + 1, last_message = left($2, 200),
-               updated_at = $3, title = CASE WHEN title = '' AND $4 = 'user' THEN left($2, 60) ELSE title END
-           WHERE id = $1 RETURNING message_count""",
+        """WITH c AS (
+               UPDATE conversations SET message_count = message_count + 1, last_message = left($4, 200),
+                   updated_at = $7, title = CASE WHEN title = '' AND $3 = 'user' THEN left($4, 60) ELSE title END
+               WHERE id = $1 RETURNING message_count)
+           INSERT INTO messages (conversation_id, seq, message_id, role, content, tool_calls, metadata, created_at)
+           SELECT $1, c.message_count, $2, $3, $4, $5, $6, $7 FROM c
+           RETURNING seq""",
         conversation_id,
-        event.content,
-        recorded.recorded_at,
-        event.role,
-    )
-    await conn.execute(
-        """INSERT INTO messages (conversation_id, seq, message_id, role, content, tool_calls, metadata, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        conversation_id,
-        seq,
         event.message_id,
         event.role,
         event.content,
@@ -54,6 +50,8 @@ async def message_added(conn: asyncpg.Connection, recorded: RecordedEvent, event
         event.metadata,
         recorded.recorded_at,
     )
+    if seq is None:
+        raise LookupError(f"message {event.message_id} for conversation {conversation_id}, which has no row")
     if event.role == "assistant":
         await _count_call(conn, event.metadata)
 
