@@ -33,7 +33,7 @@ from nats.aio.subscription import Subscription
 from bus import subjects
 from bus.eventstore import EventStore, RecordedEvent
 from schemas.channels import Channel, ChannelCreated, ChannelDeleted, ChannelStatusChanged, ChannelUpdated
-from schemas.envelope import CommandEnvelope, CommandReply
+from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
 from schemas.group_admin import GroupConfigDeleted, GroupConfigSet
 from schemas.presets import (
     DefaultPresetChanged,
@@ -91,9 +91,10 @@ class WorkerReads:
         self._reconnects = 0
         # Kinds a transaction touched, by the task that runs it, until its commit (or the task's end).
         self._pending: weakref.WeakKeyDictionary[asyncio.Task[Any], set[str]] = weakref.WeakKeyDictionary()
-        # This process's `cmd.tools.<action>` handlers when it serves the tools domain: a turn calls
-        # them directly instead of over NATS (any tools worker may answer; this one is as good).
-        self.local_tools: dict[str, CommandFn] = {}
+        # Commands this process serves, by "<domain>.<action>", that a turn calls directly instead of
+        # over NATS (`tools.list`, `tools.call`, `chat.send` from the pipeline): any worker of the
+        # domain may answer, and this one is as good, without the round trip.
+        self.local: dict[str, CommandFn] = {}
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -139,6 +140,24 @@ class WorkerReads:
         if reconnects != self._reconnects:  # events may have been missed while NATS was away
             self._reconnects = reconnects
             self.invalidate_all()
+
+    async def call_local(self, command: str, envelope: CommandEnvelope) -> CommandReply | None:
+        """Run `command` ("<domain>.<action>") in this process, None when it does not serve it. A
+        failure is answered as the worker runtime answers it over NATS (bus/worker.py)."""
+        handler = self.local.get(command)
+        if handler is None:
+            return None
+        try:
+            return await handler(envelope)
+        except asyncpg.DataError as exc:
+            return CommandReply(ok=False, error=ErrorInfo("VALIDATION_ERROR", f"invalid data: {exc}", 400))
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError):
+            return CommandReply(ok=False, error=ErrorInfo("UNAVAILABLE", "the database is unavailable; retry", 503))
+        except Exception as exc:
+            log.exception("command %s failed in process", command)
+            return CommandReply(
+                ok=False, error=ErrorInfo("INTERNAL_ERROR", f"command failed: {type(exc).__name__}", 500)
+            )
 
     # -- invalidation --------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from bus import subjects
 from schemas.channels import Channel
 from schemas.chat import SendChat
 from schemas.config import Tools as ToolsConfig
-from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo, command_encoder, reply_decoder
+from schemas.envelope import CommandEnvelope, CommandReply, command_encoder, reply_decoder
 from schemas.llm import ChatMessage, ChatRequest, ToolCall, ToolSpec, Usage
 from services.channels.providers.registry import HttpClients
 from services.chat.failover import Turn, call_with_failover
@@ -93,14 +93,10 @@ class ToolLoop:
         }
 
     async def _request(self, action: str, envelope: CommandEnvelope, timeout: float) -> CommandReply:
-        local = self.reads.local_tools.get(action)
+        async with asyncio.timeout(timeout):
+            local = await self.reads.call_local(f"tools.{action}", envelope)
         if local is not None:
-            async with asyncio.timeout(timeout):
-                try:
-                    return await local(envelope)
-                except Exception as exc:  # as the worker runtime answers a handler that raised
-                    log.exception("tools.%s failed in process", action)
-                    return CommandReply(ok=False, error=ErrorInfo("INTERNAL_ERROR", f"tools.{action}: {exc!r}", 500))
+            return local
         msg = await self.nc.request(
             subjects.command("tools", action), command_encoder.encode(envelope), timeout=timeout
         )

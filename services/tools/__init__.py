@@ -49,7 +49,7 @@ def worker_handlers(ctx: WorkerContext) -> Mapping[str, CommandFn]:
     mcp = start_mcp(ctx)
     reads = worker_reads(ctx)
     service = ToolService(ctx.store, ctx.nc, ctx.config, build_registry(ctx, mcp), reads)
-    reads.local_tools.update({"list": service.list, "call": service.call})  # a chat turn's shortcut
+    reads.local.update({"tools.list": service.list, "tools.call": service.call})  # a chat turn's shortcut
     return {
         **transactional(handlers.HANDLERS)(ctx),
         **service.handlers(),
