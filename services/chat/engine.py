@@ -110,14 +110,21 @@ class ChatEngine:
         if turn.result is None and not turn.text:
             return await self._fail(cmd, turn_error(turn))
         reply = await self.store.execute(
-            final, self._reply(cmd, turn, (user.result or {}).get("messageId"), tools.records)
+            final, self._reply(cmd, turn, (user.result or {}).get("messageId"), tools.records, user.version)
         )
         if turn.result is None:  # broke after the first token: the partial reply is stored, marked failed
             return await self._fail(cmd, turn_error(turn))
         await self._publish(cmd, {"type": "end", **(reply.result or {})})
         return reply
 
-    def _reply(self, cmd: SendChat, turn: Turn, reply_to: str | None, tool_calls: list[dict[str, Any]]) -> Any:
+    def _reply(
+        self,
+        cmd: SendChat,
+        turn: Turn,
+        reply_to: str | None,
+        tool_calls: list[dict[str, Any]],
+        after_version: int | None,
+    ) -> Any:
         """The stored reply keeps every tool call the turn ran, with its result (or, when no tool
         was offered, the calls the model asked for anyway)."""
         usage = _usage(turn)
@@ -144,7 +151,9 @@ class ChatEngine:
             "toolCalls": tool_calls,
             "usage": usage,
         }
-        return handlers.assistant_message(cmd.conversation_id, content, tool_calls, metadata, result)
+        return handlers.assistant_message(
+            cmd.conversation_id, content, tool_calls, metadata, result, after_version=after_version
+        )
 
     async def _fail(self, cmd: SendChat, failure: DomainError) -> CommandReply:
         await self._publish(cmd, {"type": "error", "code": failure.code, "message": failure.message})
