@@ -51,3 +51,29 @@ async def test_reply_with_a_fresh_hint_is_stored(pool: asyncpg.Pool) -> None:
     reply = handlers.assistant_message(conversation, "hello", [], {}, {"x": 1}, after_version=first.version)
     stored = await store.execute(envelope(), reply)
     assert stored.ok and stored.version == 3 and (stored.result or {})["x"] == 1
+
+
+async def test_a_reply_counts_each_channel_it_tried(pool: asyncpg.Pool) -> None:
+    store = make_store(pool)
+    conversation = f"web:{uuid.uuid4().hex}"
+    first = await store.execute(envelope(), handlers.user_message(SendChat(message="hi", conversation_id=conversation)))
+    a, b = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
+    metadata = {
+        "channelId": b,
+        "model": "m-1",
+        "usage": {"promptTokens": 5, "completionTokens": 2, "totalTokens": 7},
+        "latencyMs": 12.5,
+        "ttftMs": 3.0,
+        "channelsTried": [{"id": a, "error": "HTTP 500", "kind": "server"}, {"id": b}],
+        "status": "ok",
+    }
+    reply = handlers.assistant_message(conversation, "hello", [], metadata, {}, after_version=first.version)
+    assert (await store.execute(envelope(), reply)).ok
+    rows = await pool.fetch(
+        "SELECT channel_id, calls, success, failed, prompt_tokens, completion_tokens, latency_ms_sum, ttft_ms_sum,"
+        " ttft_count FROM channel_stats WHERE channel_id = ANY($1) AND model = 'm-1' ORDER BY channel_id",
+        [a, b],
+    )
+    assert [tuple(r) for r in rows] == [(a, 1, 0, 1, 0, 0, 0.0, 0.0, 0), (b, 1, 1, 0, 5, 2, 12.5, 3.0, 1)]
+    # The user's own messages count nothing.
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE conversation_id = $1", conversation) == 2
