@@ -71,12 +71,22 @@ async def sent_parts(pool: asyncpg.Pool, dedup_id: str) -> int:
 
 
 async def mark_sent(pool: asyncpg.Pool, dedup_id: str, platform_id: str, parts: int, *, counted: bool = True) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
+    """The parts sent so far, and a sent message counted: one statement (atomic without a transaction)."""
+    if not counted:
+        await pool.execute(
             "UPDATE pipeline_messages SET sent_parts = greatest(sent_parts, $2) WHERE dedup_id = $1", dedup_id, parts
         )
-        if counted:
-            await platform_queries.bump(conn, platform_id, sent=1)
+        return
+    await pool.execute(
+        "WITH parts AS (UPDATE pipeline_messages SET sent_parts = greatest(sent_parts, $6) WHERE dedup_id = $5) "
+        + platform_queries.BUMP,
+        platform_id,
+        0,
+        1,
+        0,
+        dedup_id,
+        parts,
+    )
 
 
 async def count_error(pool: asyncpg.Pool, platform_id: str) -> None:
