@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 import msgspec
@@ -47,6 +48,19 @@ def _usage(turn: Turn) -> dict[str, int]:
     }
 
 
+def may_be_retried(envelope: CommandEnvelope) -> bool:
+    """Could a step of this turn already be stored? Not when the edge drew its id at random (a uuid4,
+    sent without an Idempotency-Key, so no request hash): core NATS delivers a request at most once
+    and nothing resends it, so no command can have used that id before. An Idempotency-Key's id or a
+    derived one (uuid5: the pipeline's, from the platform message) may come again, and is checked.
+    (The processed_commands key still stops any duplicate write either way.)"""
+    return envelope.request_hash is not None or envelope.command_id.version != 4
+
+
+async def _nothing_stored() -> dict[uuid.UUID, CommandReply]:
+    return {}
+
+
 class ChatEngine:
     def __init__(self, store: EventStore, nc: NATS, config: ConfigCache, http: HttpClients, reads: WorkerReads) -> None:
         self.store = store
@@ -67,7 +81,9 @@ class ChatEngine:
         first = envelope.derive("user")
         # Whether a step of this turn is already stored, read while the turn is planned and its
         # history read: one round trip's wait instead of two.
-        stored = asyncio.ensure_future(self.store.stored_replies([final, first]))
+        stored = asyncio.ensure_future(
+            self.store.stored_replies([final, first]) if may_be_retried(envelope) else _nothing_stored()
+        )
         failure: DomainError | None = None
         try:
             plan = await plan_turn(self.reads, self.config.document, cmd)
