@@ -147,6 +147,8 @@ def create_app(config: EdgeConfig) -> Litestar:
         onebot = app.state["onebot"] = OneBotGateway(nc, config.instance_id)
         await onebot.start()
         hub.on_event(onebot.on_event)  # a platform disabled or deleted closes its bot on this edge
+        pages = app.state["edge"].pages
+        hub.on_event(lambda event: pages.invalidate(event.domain))  # a write through any edge
         mcp_board = app.state[BOARD_KEY] = McpStatusBoard(nc)
         await mcp_board.start()
         heartbeat = app.state["heartbeat"] = Heartbeat(nc, "edge", instance_id=config.instance_id)

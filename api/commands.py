@@ -112,6 +112,10 @@ async def send(
         raise ApiError(
             "TIMEOUT", "the command timed out; retry with the same Idempotency-Key to be safe", status=504
         ) from exc
+    finally:
+        # Before the caller sees the answer (a timed-out command may have been committed all the same): its
+        # next read on this edge must not be a page cached before the write (api/readcache.py).
+        edge.pages.invalidate(domain)
     log.info("command %s -> %s", envelope.type, "ok" if reply.ok else getattr(reply.error, "code", "INTERNAL_ERROR"))
     if not reply.ok:
         err = reply.error
