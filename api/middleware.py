@@ -79,7 +79,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
             )
             await _refuse(scope, send, 429, body, [*headers, (b"retry-after", str(retry_after).encode())])
             return
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == ScopeType.HTTP and scope["method"] == "GET":
             page = edge.pages.get(path, scope["query_string"])
             if page is not None and await _admin(connection):
                 edge.pages.served += 1

@@ -42,6 +42,7 @@ EXEMPT_PREFIXES = ("/panel/", "/schema-assets/")
 COUNTER_TIMEOUT = 0.5
 LEASE_SHARE = 64
 MAX_LEASE = 1000
+LOOK_AGAIN = -1
 IDLE_RETURN = 2.0  # seconds without a request before a client's unspent lease goes back
 
 
@@ -84,7 +85,8 @@ class Lease:
     seen: int = 0  # the global counter after this edge's last increment (every edge's leases in it)
     used_at: float = 0.0  # monotonic time of the last request
     owed: int = 0  # unspent quota to give back with the next increment
-    pending: asyncio.Future[None] | None = None  # an increment (or a return) in flight
+    # An increment in flight: how much it granted, None if the counter failed; LOOK_AGAIN for a return.
+    pending: asyncio.Future[int | None] | None = None
 
     def size(self) -> int:
         return max(1, min(MAX_LEASE, (self.limit - self.seen) // LEASE_SHARE))
@@ -132,11 +134,13 @@ class RateLimiter:
             if lease.left > 0:
                 break
             if lease.pending is not None:
-                # Another request of this client is taking a lease (or the sweeper returning one): wait
-                # for it and look again, rather than add an increment of our own.
-                await asyncio.shield(lease.pending)
-                continue
-            granted = await self._take(lease)
+                # Another request of this client is taking a lease (or the sweeper returning one): share its
+                # outcome rather than add an increment of our own. Refused or uncounted, so is this one.
+                granted = await asyncio.shield(lease.pending)
+                if granted is not None and granted != 0:
+                    continue  # look again: what it granted may be spent already
+            else:
+                granted = await self._take(lease)
             if granted is None:
                 return None
             if granted == 0:
@@ -165,8 +169,9 @@ class RateLimiter:
 
     async def _take(self, lease: Lease) -> int | None:
         """Take a block; how much of it this edge may spend (None: the counter cannot be reached)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         lease.pending = future
+        granted: int | None = None
         try:
             size = lease.size()
             owed, lease.owed = lease.owed, 0
@@ -177,16 +182,17 @@ class RateLimiter:
                 self._last_failure_log = now
                 log.warning("rate limiter cannot count (%s); letting requests through", exc)
             return None
+        else:
+            granted = lease_grant(size, total, lease.limit)
+            lease.seen = total
+            lease.left += granted
+            # What did not fit (all of it, for a refused request) was never ours to spend: it goes back with
+            # the next increment, so the counter holds what was granted and a returned lease can be reused.
+            lease.owed += size - granted
+            return granted
         finally:
             lease.pending = None
-            future.set_result(None)
-        granted = lease_grant(size, total, lease.limit)
-        lease.seen = total
-        lease.left += granted
-        # What did not fit (all of it, for a refused request) was never ours to spend: it goes back with the
-        # next increment, so that the counter holds what was granted and a returned lease can be reused.
-        lease.owed += size - granted
-        return granted
+            future.set_result(granted)
 
     async def _increment(self, subject: str, by: int) -> int:
         try:
@@ -213,7 +219,7 @@ class RateLimiter:
             if amount > 0:
                 # Marked pending while the return is on its way, so that this client's next request here
                 # waits for it: its increment then counts against a total that no longer holds the return.
-                future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
                 lease.pending = future
                 try:
                     await self._increment(lease.subject, -amount)
@@ -222,7 +228,7 @@ class RateLimiter:
                     pass  # the quota stays counted until the window ends: the safe side of the limit
                 finally:
                     lease.pending = None
-                    future.set_result(None)
+                    future.set_result(LOOK_AGAIN)
             if self._leases.get(key) is lease and lease.left == 0 and lease.used_at <= idle_since:
                 del self._leases[key]
         return returned
