@@ -32,7 +32,7 @@ from api.hub import EventHub
 from api.logging_context import request_context_middleware
 from api.loghub import LogHub
 from api.mcp_board import BOARD_KEY, McpStatusBoard
-from api.middleware import rate_limit_middleware
+from api.middleware import RESPONSE_HEADERS, rate_limit_middleware
 from api.onebot import OneBotGateway
 from api.ratelimit import RateLimiter
 from api.revocations import RevocationList
@@ -106,9 +106,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 async def _before_send(message: Message, scope: Scope) -> None:
     if message["type"] == "http.response.start":
-        rid = scope.get("state", {}).get("request_id") or request_id_from_headers(scope.get("headers", ()))
+        state = scope.get("state", {})
+        rid = state.get("request_id") or request_id_from_headers(scope.get("headers", ()))
         headers = list(message.get("headers", []))
         headers.append((b"x-request-id", str(rid).encode()))
+        headers.extend(state.get(RESPONSE_HEADERS, ()))  # the rate limit's (api/middleware.py)
         message["headers"] = headers
 
 

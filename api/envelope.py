@@ -75,10 +75,15 @@ _id_counter = itertools.count(int.from_bytes(os.urandom(4)))
 
 def request_id(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The id of this request, stable for its whole life (commands, logs, errors, the response header)."""
-    state = connection.scope.setdefault("state", {})
+    return scope_request_id(connection.scope)
+
+
+def scope_request_id(scope: Any) -> str:
+    """`request_id` from the ASGI scope itself (a middleware need not build a connection for it)."""
+    state = scope.setdefault("state", {})
     rid = state.get("request_id")
     if rid is None:
-        rid = state["request_id"] = request_id_from_headers(connection.scope.get("headers", ()))
+        rid = state["request_id"] = request_id_from_headers(scope.get("headers", ()))
     return str(rid)
 
 

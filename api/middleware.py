@@ -17,6 +17,8 @@ from api.security import authenticate, client_ip, decoded_claims, query_token_al
 from api.state import Edge
 from schemas.errors import DomainError
 
+RESPONSE_HEADERS = "extra_response_headers"
+
 
 def client_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     token = token_from(connection, allow_query=query_token_allowed(connection))
@@ -86,16 +88,9 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
                 for message in _answer(200, page, headers):
                     await send(message)
                 return
-        if not headers:
-            await app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
+        if headers:
+            scope.setdefault("state", {})[RESPONSE_HEADERS] = headers  # the app's before_send adds them to the response
+        await app(scope, receive, send)
 
     return middleware
 
