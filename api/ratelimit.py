@@ -43,6 +43,7 @@ COUNTER_TIMEOUT = 0.5
 LEASE_SHARE = 64
 MAX_LEASE = 1000
 LOOK_AGAIN = -1
+STOP_RETURN_TIMEOUT = 2.0
 IDLE_RETURN = 2.0  # seconds without a request before a client's unspent lease goes back
 
 
@@ -119,7 +120,8 @@ class RateLimiter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        await self.return_leases(idle_for=0.0)
+        with contextlib.suppress(TimeoutError):  # a stop never waits long on a slow bus
+            await asyncio.wait_for(self.return_leases(idle_for=0.0), STOP_RETURN_TIMEOUT)
 
     async def hit(self, client_key: str, limit: int) -> Verdict | None:
         """Count one request; None when the limiter is off or cannot count (it fails open)."""
@@ -213,8 +215,8 @@ class RateLimiter:
             if lease.window != window:
                 del self._leases[key]  # its window is over: the unspent part expired with it
                 continue
-            if lease.pending is not None or lease.used_at > idle_since:
-                continue
+            if lease.pending is not None or lease.used_at > idle_since or not self.nc.is_connected:
+                continue  # (with the bus away the quota stays counted: the safe side, and no waiting on it)
             amount, lease.left, lease.owed = lease.left + lease.owed, 0, 0
             if amount > 0:
                 # Marked pending while the return is on its way, so that this client's next request here
