@@ -15,6 +15,7 @@ from nats.aio.client import Client as NATS
 from api.ratelimit import LEASE_SHARE, WINDOW, RateLimiter, counter_subject, lease_grant
 from bus import nats_conn, subjects
 from tests.fakes.clock import FakeClock
+from tests.waiting import wait_until
 
 WINDOW_START = 1_800_000_000 // WINDOW * WINDOW
 LIMIT = 64 * LEASE_SHARE  # leases of 64 at first, shrinking towards 1 near the limit
@@ -134,3 +135,20 @@ async def test_small_limits_count_every_request_exactly(edges: list[RateLimiter]
         remaining.append(verdict.remaining)
     assert remaining == list(range(59, -1, -1))  # a lease of 1 each time: the headers stay exact
     assert (await a.hit(CLIENT, 60)).allowed is False  # type: ignore[union-attr]
+
+
+async def test_a_running_limiter_gives_back_an_idle_lease_by_itself(connections: list[NATS], clock: FakeClock) -> None:
+    limiter = RateLimiter(connections[0], clock=clock)
+    await limiter.start()
+    try:
+        assert await allowed(limiter, 3) == 3
+        assert await global_count(connections[1], limiter) > 3  # a block was taken
+
+        async def only_the_spent_part_counted() -> bool:
+            return await global_count(connections[1], limiter) == 3
+
+        # Nothing asks for it: the sweeper returns it once the client has been idle for IDLE_RETURN.
+        await wait_until(only_the_spent_part_counted, timeout=10, interval=0.05, message="the idle lease returned")
+        assert CLIENT not in limiter._leases
+    finally:
+        await limiter.stop()
