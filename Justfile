@@ -9,8 +9,12 @@ test:
     python3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[test]' && python -m pytest -q
 
 # Benchmarks (not tests): prints a table and writes bench-results/*.json.
-bench:
-    . .venv/bin/activate && python -m tests.bench.run
+bench *ARGS:
+    . .venv/bin/activate && python -m tests.bench.run {{ARGS}}
+
+# Scale-out: N edges x M workers as separate processes (e.g. `just bench-scale --layouts 1x1,4x4,8x8`).
+bench-scale *ARGS:
+    . .venv/bin/activate && python -m tests.bench.scale {{ARGS}}
 
 # ruff (lint + format check) and mypy on the project's own code.
 lint:

@@ -24,7 +24,9 @@ log = logging.getLogger("chatbus.relay")
 
 RELAY_LOCK = 7_245_002
 CHECKPOINT = "relay"
-ACK_TIMEOUT = 30.0
+# A publish in flight to a stream leader that dies is never answered: the batch is sent again after
+# this (duplicates are dropped by Nats-Msg-Id), so it bounds how long the feed stalls on a node failure.
+ACK_TIMEOUT = 5.0
 # The shortest time between two batches that were not full: under a stream of commits each batch
 # then carries a few milliseconds of them (one feed read, one ack wait, one checkpoint commit)
 # instead of one read, ack wait and fsync'd checkpoint per command.

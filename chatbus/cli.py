@@ -16,6 +16,12 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+# httpx imports its own command-line client when click and rich are installed (Litestar's CLI brings
+# both): rich, click and pygments, ~7 MiB of RSS in every chatbus process that never runs it. A None
+# entry makes that optional import fail, and httpx falls back to its stub.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 from bus.logs import configure_stderr_logging, install_log_publisher
 from chatbus.settings import Settings
 
@@ -39,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # `chatbus up` hands its bound socket over
     worker = sub.add_parser("worker", help="run the command workers")
     worker.add_argument("--domain", action="append", help="serve only this domain (repeatable; default all)")
+    worker.add_argument(
+        "--relay", action="store_true", help="also run the relay in this process (as `chatbus up` does)"
+    )
     sub.add_parser("relay", help="publish committed events to JetStream")
-    sub.add_parser("migrate", help="apply database migrations and create the admin and system presets")
+    migrate = sub.add_parser("migrate", help="apply database migrations and create the admin and system presets")
+    # `chatbus up` runs its bootstrap through this: one JSON line back, the keyring made in the data dir.
+    migrate.add_argument("--for-up", action="store_true", help=argparse.SUPPRESS)
     replay = sub.add_parser("replay", help="rebuild every read table from the event log")
     replay.add_argument("--batch", type=int, default=5000)
     replay.add_argument(
@@ -106,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "edge":
         return _edge(settings, args.fd)
     runners = {
-        "worker": lambda: _worker(settings, args.domain),
+        "worker": lambda: _worker(settings, args.domain, relay=args.relay),
         "relay": lambda: _relay(settings),
-        "migrate": lambda: _migrate(settings),
+        "migrate": lambda: _migrate(settings, for_up=args.for_up),
         "replay": lambda: _replay(settings, args.batch, check=args.check, max_diffs=args.max_diffs),
     }
     with contextlib.suppress(KeyboardInterrupt):
@@ -158,8 +169,8 @@ async def _until_signal() -> None:
     await stop.wait()
 
 
-async def _worker(settings: Settings, domains: list[str] | None) -> int:
-    from chatbus.runtime import ALL_DOMAINS, start_workers
+async def _worker(settings: Settings, domains: list[str] | None, *, relay: bool = False) -> int:
+    from chatbus.runtime import ALL_DOMAINS, start_relay, start_workers
 
     process = await start_workers(
         settings.nats_url,
@@ -169,10 +180,19 @@ async def _worker(settings: Settings, domains: list[str] | None) -> int:
         pool_size=settings.db_pool_size,
         pipeline_ack_wait=settings.pipeline_ack_wait,
     )
+    # The relay is a light loop (one feed read and one JetStream batch per commit burst): inside a
+    # worker it costs a leader connection, not a Python process of its own (docs/architecture.md).
+    relay_process = (
+        await start_relay(settings.nats_url, settings.database_url, batch=settings.relay_batch, nc=process.nc)
+        if relay
+        else None
+    )
     publisher = install_log_publisher(process.nc, "worker", process.heartbeat.instance_id)
-    log.info("worker serving %s", ", ".join(domains or ALL_DOMAINS))
+    log.info("worker serving %s%s", ", ".join(domains or ALL_DOMAINS), " and the relay" if relay else "")
     await _until_signal()
     await publisher.close()  # before the connection drains, so the last lines go out
+    if relay_process is not None:
+        await relay_process.stop()
     await process.stop()
     return 0
 
@@ -188,8 +208,8 @@ async def _relay(settings: Settings) -> int:
     return 0
 
 
-async def _migrate(settings: Settings) -> int:
-    from chatbus.runtime import bootstrap
+async def _migrate(settings: Settings, *, for_up: bool = False) -> int:
+    from chatbus.runtime import ALL_DOMAINS, PIPELINE, bootstrap
 
     generated = await bootstrap(
         settings.database_url,
@@ -198,6 +218,13 @@ async def _migrate(settings: Settings) -> int:
         settings.admin_password,
         jetstream_replicas=settings.jetstream_replicas,
     )
+    if for_up:
+        from bus import crypto
+
+        crypto.load(settings.data_dir, create=True)  # the secret keyring: CHATBUS_SECRET_KEY, else made once (0600)
+        # The domains whose workers `up` waits for before it opens the edge (the pipeline answers no _ping).
+        print(json.dumps({"generated": generated, "domains": [d for d in ALL_DOMAINS if d != PIPELINE]}), flush=True)
+        return 0
     if generated:
         print(f"admin user '{settings.admin_username}' created with password: {generated}", flush=True)
     return 0

@@ -13,12 +13,14 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypedDict
 from urllib.parse import quote
 
 PG_USER = "pgserver"  # postgres refuses to run as root; pgserver's own convention
 NATS_USER = "chatbus"
+CLUSTER_NAME = "chatbus"
 PG_SUPERUSER = "postgres"
 
 
@@ -91,9 +93,26 @@ def nats_binary() -> str:
 
 
 class EmbeddedNats:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    """One nats-server with JetStream on 127.0.0.1; with `cluster_port` set, one node of a cluster
+    (see EmbeddedNatsCluster): its routes, the cluster's name and its own `server_name`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        password_file: Path | None = None,
+        server_name: str = "",
+        cluster_port: int = 0,
+        routes: Sequence[int] = (),
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        # Nodes of one cluster share one password file: a client moving between them logs in the same way.
+        self.password_file = password_file or secret_file(self.data_dir)
+        self.server_name = server_name
+        self.cluster_port = cluster_port
+        self.routes = tuple(routes)
         self.proc: subprocess.Popen[bytes] | None = None
         self.password = ""
 
@@ -106,14 +125,31 @@ class EmbeddedNats:
     def bare_url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def _config(self) -> str:
+        auth = f'authorization {{\n  user: "{NATS_USER}"\n  password: "{self.password}"\n}}\n'
+        if not self.cluster_port:
+            return auth
+        # Routes log in with the same credentials: another local user cannot join the cluster.
+        secret = quote(self.password, safe="")
+        routes = ", ".join(f'"nats-route://{NATS_USER}:{secret}@127.0.0.1:{p}"' for p in self.routes)
+        # Routes are pinged every 5 s (default 2 min): a node that hangs with its sockets open is cut off
+        # within ~15 s, and with it the queue subscriptions its clients had, which the other nodes
+        # would otherwise keep sending requests to (nats-server issue 4014). Above the clients' 3 s.
+        return (
+            f'server_name: "{self.server_name}"\nping_interval: "5s"\nping_max: 2\n{auth}'
+            f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: "127.0.0.1:{self.cluster_port}"\n'
+            f'  authorization {{\n    user: "{NATS_USER}"\n    password: "{self.password}"\n  }}\n'
+            f"  routes: [{routes}]\n}}\n"
+        )
+
     def start(self) -> str:
         _private_dir(self.data_dir)
-        self.password = load_or_create_secret(secret_file(self.data_dir))
+        self.password = load_or_create_secret(self.password_file)
         # The password goes in a 0600 config file, not on the command line (which `ps` shows to all).
         config = self.data_dir / "auth.conf"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(f'authorization {{\n  user: "{NATS_USER}"\n  password: "{self.password}"\n}}\n')
+            f.write(self._config())
         log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
             [
@@ -154,14 +190,33 @@ def _pg_bin_path() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+# The embedded server is one machine's store, and its idle memory counts (issue 13: every MiB of
+# `chatbus up` at rest). No background worker processes: nothing here uses logical replication or
+# parallel query, and each idle launcher is ~6 MiB RSS. max_connections sizes the shared memory the
+# postmaster touches at start (~7 MiB more RSS at 300 than at 100); 100 is several times what `up`
+# opens (an edge pool, a worker pool, the relay). shared_buffers stays at 32MB for the write path.
+SERVER_SETTINGS = {
+    "shared_buffers": "32MB",
+    "max_worker_processes": "0",
+    "max_logical_replication_workers": "0",
+    "max_parallel_workers": "0",
+    "max_parallel_workers_per_gather": "0",
+    "max_parallel_maintenance_workers": "0",
+}
+MAX_CONNECTIONS = 100
+
+
 class EmbeddedPostgres:
     """Postgres over TCP on 127.0.0.1 only, no unix socket, and only with the generated password
     (scram-sha-256): another local user cannot connect as the superuser."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, durable: bool = True, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.durable = durable
+        self.max_connections = max_connections
         self.proc: subprocess.Popen[bytes] | None = None
         self.password = ""
 
@@ -235,22 +290,17 @@ class EmbeddedPostgres:
         # A data directory from before passwords (trust) gets its password set once, then scram only.
         upgrade = not fresh and not had_secret
         self._write_hba("trust" if upgrade else "scram-sha-256", as_user)
-        options = [
-            "-c",
-            f"port={self.port}",
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "unix_socket_directories=",
-            "-c",
-            "password_encryption=scram-sha-256",
-            "-c",
-            "max_connections=300",
-            "-c",
-            "shared_buffers=32MB",
-        ]
+        settings = {
+            "port": str(self.port),
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": "",
+            "password_encryption": "scram-sha-256",
+            "max_connections": str(self.max_connections),
+            **SERVER_SETTINGS,
+        }
         if not self.durable:
-            options += ["-c", "fsync=off", "-c", "full_page_writes=off"]
+            settings |= {"fsync": "off", "full_page_writes": "off"}
+        options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [self._bin("postgres"), "-D", str(self.data_dir), *options],

@@ -1,6 +1,8 @@
 """Running the three roles (edge, worker, relay) and the one-time bootstrap, in-process.
 
-The CLI runs each in its own process; tests use the same functions to run them inside a test."""
+The CLI runs each in its own process; tests use the same functions to run them inside a test.
+The edge's modules (api/, Litestar, uvicorn) load only in the functions that start an edge: a worker
+process never imports them (~10 MiB of RSS it would carry for nothing)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,11 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import uvicorn
 from nats.aio.client import Client as NATS
 
-from api.app import create_app
-from api.config import EdgeConfig
 from bus import crypto, db, nats_conn, subjects
 from bus.eventstore import EventStore
 from bus.heartbeat import Heartbeat, instance_id
@@ -35,6 +34,11 @@ from services.logs.sink import LogSink, start_log_sink
 from services.pipeline.worker import ACK_WAIT as PIPELINE_ACK_WAIT
 from services.pipeline.worker import Pipeline
 from services.presets.bootstrap import ensure_system_presets
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from api.config import EdgeConfig
 
 log = logging.getLogger("chatbus")
 
@@ -185,6 +189,8 @@ class EdgeServer:
 
 
 def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: Any) -> EdgeConfig:
+    from api.config import EdgeConfig
+
     return EdgeConfig(
         nats_url=nats_url,
         database_url=dsn,
@@ -195,6 +201,10 @@ def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: Any) -> Edge
 
 
 def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: Any) -> uvicorn.Config:
+    import uvicorn
+
+    from api.app import create_app
+
     return uvicorn.Config(
         create_app(config),
         host=host,
@@ -216,22 +226,23 @@ def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: Any) -> u
     )
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signals to its host (a test, or a process with its own handlers)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def start_edge(config: EdgeConfig, host: str = "127.0.0.1", port: int = 0) -> EdgeServer:
     """Run an edge inside the current event loop (tests, and `chatbus up`'s single-process mode)."""
+    import uvicorn
+
+    class EmbeddedServer(uvicorn.Server):
+        """A uvicorn server that leaves signals to its host (a test, or a process with its own handlers)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the listening
     # socket says it is TCP; without it every kept-alive response waits ~40 ms on Nagle.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = _EmbeddedServer(uvicorn_config(config, host, port))
+    server = EmbeddedServer(uvicorn_config(config, host, port))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
@@ -248,20 +259,26 @@ class RelayProcess:
     task: asyncio.Task[None]
     nc: NATS
     heartbeat: Heartbeat
+    owns_nc: bool = True  # False when it rides on a worker's connection (`chatbus worker --relay`)
 
     async def stop(self) -> None:
         await self.heartbeat.stop()
         self.stop_event.set()
         await self.task
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        if self.owns_nc:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
 
 
-async def start_relay(nats_url: str, dsn: str, *, batch: int = 1000) -> RelayProcess:
-    nc = await nats_conn.connect(nats_url, name="relay")
+async def start_relay(nats_url: str, dsn: str, *, batch: int = 1000, nc: NATS | None = None) -> RelayProcess:
+    """The relay, on its own NATS connection, or on `nc` (a worker's, when both share a process):
+    it still beats as its own `relay` instance and still holds its own leader connection to Postgres."""
+    owns_nc = nc is None
+    if nc is None:
+        nc = await nats_conn.connect(nats_url, name="relay")
     await nats_conn.ensure_streams(nc)
     relay = Relay(dsn, nc, registry.CATALOG, batch=batch)
     stop = asyncio.Event()
     heartbeat = Heartbeat(nc, "relay")
     await heartbeat.start()
-    return RelayProcess(relay, stop, asyncio.create_task(relay.run(stop)), nc, heartbeat)
+    return RelayProcess(relay, stop, asyncio.create_task(relay.run(stop)), nc, heartbeat, owns_nc)

@@ -1,7 +1,8 @@
 """`chatbus up`: the whole system on one machine, in one process tree.
 
 Embedded NATS and Postgres (unless CHATBUS_NATS_URL / CHATBUS_DATABASE_URL point elsewhere), then
-migrations and bootstrap, then one edge, the workers and the relay as supervised child processes.
+migrations and bootstrap, then two supervised child processes: the edge, and the workers with the relay
+inside (`chatbus worker --relay`; the layout measured in docs/architecture.md, "Process layout").
 A child that dies is restarted with exponential backoff, forever: one crash-looping role never takes
 NATS, Postgres and the healthy children down with it; it shows as failing in /api/system/status."""
 
@@ -166,32 +167,19 @@ def run_up(settings: Settings) -> int:
     try:
         nats_url = nats.start() if nats else settings.nats_url
         database_url = pg.start() if pg else settings.database_url
-        from chatbus.runtime import bootstrap
-
-        generated = asyncio.run(
-            bootstrap(
-                database_url,
-                nats_url,
-                settings.admin_username,
-                settings.admin_password,
-                jetstream_replicas=settings.jetstream_replicas,
-            )
-        )
-        from bus import crypto
-
-        crypto.load(data_dir, create=True)  # the secret keyring: CHATBUS_SECRET_KEY, else made once (0600)
-        _write_run_file(run_file, nats_url, database_url)
         env = {**os.environ, "CHATBUS_NATS_URL": nats_url, "CHATBUS_DATABASE_URL": database_url}
         env["CHATBUS_DATA_DIR"] = str(data_dir)  # children read the keyring there (and see a rotation)
+        generated, domains = _bootstrap(env)
+        _write_run_file(run_file, nats_url, database_url)
         # Workers first: the edge opens only once every domain is served, so the first request after
         # the banner never meets a 503.
-        children = [Child("worker", ["worker"], env), Child("relay", ["relay"], env)]
+        children = [Child("worker", ["worker", "--relay"], env)]
         edge = Child("edge", ["edge", "--fd", str(sock.fileno())], env, pass_fds=(sock.fileno(),))
         for child in children:
             child.start()
 
         async def ready() -> None:
-            await _workers_ready(nats_url)
+            await _workers_ready(nats_url, domains)
             edge.start()
             children.append(edge)
             await _wait_http(settings, edge)
@@ -269,14 +257,33 @@ def running_stack(data_dir: str) -> dict[str, str] | None:
     return {"nats_url": str(info["nats_url"]), "database_url": str(info["database_url"])}
 
 
-async def _workers_ready(nats_url: str) -> None:
+def _bootstrap(env: dict[str, str]) -> tuple[str | None, list[str]]:
+    """Migrations, streams, system presets, the admin and the keyring, in a short-lived child
+    (`chatbus migrate --for-up`): the supervisor never imports the domains, so it stays ~30 MiB for
+    its whole life instead of ~50. Returns the admin password generated just now, if any, and the
+    domains the workers must serve before the edge opens."""
+    # A session of its own, like every child: a Ctrl-C now lets the bootstrap finish, then `up` stops.
+    done = subprocess.run(
+        [sys.executable, "-m", "chatbus", "migrate", "--for-up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the bootstrap (migrations, streams, admin) failed with exit code {done.returncode}")
+    info = json.loads(lines[-1])
+    return info["generated"], list(info["domains"])
+
+
+async def _workers_ready(nats_url: str, domains: list[str]) -> None:
     from bus import nats_conn
     from bus.commands import wait_for_workers
-    from chatbus.runtime import ALL_DOMAINS, PIPELINE
 
     nc = await nats_conn.connect(nats_url, name="chatbus-up-ready")
     try:
-        await wait_for_workers(nc, [d for d in ALL_DOMAINS if d != PIPELINE])  # the pipeline answers no _ping
+        await wait_for_workers(nc, domains)
     finally:
         await nc.close()
 

@@ -58,7 +58,7 @@ def start_servers(stack: ExitStack) -> Servers:
         servers.nats_url = servers.nats.start()
         stack.callback(lambda: servers.nats and servers.nats.stop())
     if not pg_dsn:
-        servers.pg = EmbeddedPostgres(workdir / "postgres", durable=False)
+        servers.pg = EmbeddedPostgres(workdir / "postgres", durable=False, max_connections=300)  # every test's pools
         servers.pg.start()
         servers.pg_admin_dsn = servers.pg.dsn("postgres")
         stack.callback(lambda: servers.pg and servers.pg.stop())

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from nats.aio.client import Client as NATS
@@ -30,8 +30,10 @@ from bus.loops import reload_on_wake
 from schemas.mcp import McpServerConfig
 from schemas.tools import ToolSourceKind
 from services.plugins import artifact, queries
-from services.tools.mcp.session import McpConnection
 from services.tools.registry import CallContext, ToolDef, ToolError, mcp_tool_name
+
+if TYPE_CHECKING:
+    from services.tools.mcp.session import McpConnection
 
 log = logging.getLogger("chatbus.plugins")
 
@@ -139,6 +141,8 @@ class PluginRuntime:
             return
         folder = await asyncio.to_thread(artifact.extract, data, self.root, row["digest"])
         changed = asyncio.Event()
+        from services.tools.mcp.session import McpConnection  # the `mcp` SDK: only once a plugin runs
+
         new = Running(
             key,
             McpConnection(

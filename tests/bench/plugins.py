@@ -11,23 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import tempfile
 import time
 import uuid
-from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
-from bus import crypto
-from chatbus.runtime import migrate_database
-from tests.bench.onebot import TOKEN, Timed
+from tests.bench.inproc import in_process_stack, onebot_bot
+from tests.bench.onebot import Timed
 from tests.fakes.plugins import example_zip, upload
-from tests.servers import start_servers
 from tests.stack import Stack
 
 
@@ -61,16 +54,12 @@ async def _running(c: httpx.AsyncClient, revision: int | None = None) -> None:
 
 async def measure(stack: Stack, messages: int) -> dict[str, Any]:
     c = await stack.admin()
-    assert (await c.post("/api/platforms", json={"id": "qq", "config": {"accessToken": TOKEN}})).status_code == 201
     assert (await upload(c, example_zip())).status_code == 201
     started = time.perf_counter()
     assert (await c.post("/api/plugins/enable", json={"name": "echo-weather"})).status_code == 200
     await _running(c)
     cold_start = time.perf_counter() - started
-    bot = Timed(stack.edges[0].url.replace("http://", "ws://") + "/onebot/v11/ws", token=TOKEN)
-    bot.replies = asyncio.Queue()
-    await bot.connect()
-    try:
+    async with onebot_bot(stack, c) as bot:
         for _ in range(10):  # warm-up
             await _round_trip(bot, 300_001)
         trips = [await _round_trip(bot, 300_001) for _ in range(messages)]
@@ -81,8 +70,6 @@ async def measure(stack: Stack, messages: int) -> dict[str, Any]:
         while time.perf_counter() < until:
             during.append(await _round_trip(bot, 300_002))
         await reload
-    finally:
-        await bot.close()
     return {
         "round_trip": _percentiles(trips),
         "cold_start_ms": round(cold_start * 1000, 1),
@@ -91,23 +78,8 @@ async def measure(stack: Stack, messages: int) -> dict[str, Any]:
 
 
 async def main(messages: int) -> dict[str, Any]:
-    data = Path(tempfile.mkdtemp())
-    os.environ["CHATBUS_DATA_DIR"] = str(data)
-    crypto.install(crypto.load(data, create=True))
-    with ExitStack() as servers_stack:
-        servers = start_servers(servers_stack)
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(servers.pg_admin_dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        dsn = servers.dsn_for(name)
-        await migrate_database(dsn)
-        stack = Stack(servers.nats_url, dsn)
-        await stack.start()
-        try:
-            return await measure(stack, messages)
-        finally:
-            await stack.stop()
+    async with in_process_stack() as stack:
+        return await measure(stack, messages)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,21 @@
     python -m tests.bench.run [--duration S] [--warmup S] [--concurrency N] [--out DIR]
 
 Starts an embedded NATS and a durable embedded Postgres (fsync on: real commit latency), bootstraps
-them, runs `chatbus edge`, `chatbus worker`, `chatbus relay`, a bare Litestar app and a local instant
-LLM (`FakeProvider("openai")`, `tests.bench.fake_llm`) as separate processes, logs in, creates one
-channel pointing at the LLM, measures the idle RSS, then drives each scenario with a load generator in
+them, runs `chatbus edge`, `chatbus worker --relay` (the layout `chatbus up` runs), a bare Litestar
+app and a local instant LLM (`FakeProvider("openai")`, `tests.bench.fake_llm`) as separate processes, logs
+in, creates one channel pointing at the LLM, measures the idle RSS, then drives each scenario with a load generator in
 its own process: `GET /bare` (the ceiling), `GET /api/presets` (a projection page), `POST /api/presets`
 (the full command path: edge -> NATS -> worker -> Postgres), then chat turns at concurrency 1 and N,
 each pair back to back: `POST /api/chat` against the LLM's own `POST /v1/chat/completions` (the full
-reply), and `POST /api/chat/stream` against the LLM's stream (time to first token). Prints a table,
-the chat overhead (chatbus minus direct) and the targets, and writes JSON. Everything listens on
-127.0.0.1 only, and every process is torn down on exit, error, Ctrl-C or the global timeout."""
+reply), and `POST /api/chat/stream` against the LLM's stream (time to first token). Then, against the
+same processes: the OneBot pipeline at 1 and N conversations (`tests.bench.onebot --loadgen`: a fake
+NapCat in its own process on `WS /onebot/v11/ws`), the fan-out of events to 1,000 `WS /ws` clients
+(`tests.bench.wsfan`), and replay speed in a database of its own (`tests.bench.replay`). Prints a table,
+the chat overhead (chatbus minus direct) and every target of issue 13 with MET or MISS
+(`tests.bench.report.targets`), and writes JSON. Everything listens on 127.0.0.1 only, and every
+process is torn down on exit, error, Ctrl-C or the global timeout.
+
+    python -m tests.bench.run [--skip pipeline,ws,replay] [--replay-events N] [--ws-clients N]"""
 
 from __future__ import annotations
 
@@ -20,16 +26,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import platform
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,20 +40,29 @@ from typing import Any
 
 import psutil
 
-from bus import crypto
 from chatbus.devstack import EmbeddedNats, EmbeddedPostgres, free_port
+from tests.bench import replay, wsfan
+from tests.bench.backend import (
+    ADMIN_PASSWORD,
+    MIB,
+    bootstrap,
+    chatbus_env,
+    filesystem_of,
+    fsync_probe,
+    machine_info,
+    set_rate_limit,
+)
+from tests.bench.common import HOST, REPO, busy_total, http, step, stop_process, tail, tree
 from tests.bench.loadgen import TOKEN_DETECTORS, FirstToken
+from tests.bench.onebot import MESSAGE_IDS_PER_LEVEL, PLATFORM, platform_body
 from tests.bench.report import NOT_IN_TOTAL, chat_overhead, label, report, targets
 from tests.bench.scenarios import CHAT_CHANNEL_ID, Scenario, channel_body, plan
 
-REPO = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
-ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = "bench-admin-password"
-MIB = 1024 * 1024
 STARTUP_TIMEOUT = 60.0
 LOADGEN_GRACE = 5.0
 CHATBUS_ROLES = ("edge", "worker", "relay")
+PHASES = ("pipeline", "ws", "replay")  # measured after the load scenarios, in this order
+WS_CLIENT_PROCESSES = 2
 LLM = "FakeProvider('openai'): echoes the last user message at once, own process (uvloop)"
 
 
@@ -95,23 +106,12 @@ class Bench:
         step("fsync probe on the data directory's file system")
         fsync = fsync_probe(self.workdir / "fsync-probe")
 
-        env = {
-            **os.environ,
-            "CHATBUS_NATS_URL": nats_url,
-            "CHATBUS_DATABASE_URL": dsn,
-            "CHATBUS_LOG_LEVEL": "WARNING",
-        }
-        for key in ("CHATBUS_HOST", "CHATBUS_PORT", "CHATBUS_DATA_DIR"):
-            env.pop(key, None)
-        env.setdefault("CHATBUS_SECRET_KEY", crypto.encode_key(crypto.new_key()))  # workers seal channel keys
-        for key in ("NO_PROXY", "no_proxy"):  # the worker's HTTP client honours *_PROXY: never for the LLM
-            env[key] = ",".join(x for x in (env.get(key), HOST) if x)
+        env = chatbus_env(nats_url, dsn)
         edge_port, bare_port, llm_port = free_port(), free_port(), free_port()
         py = sys.executable
-        step("edge, worker, relay, the bare app and the fake LLM as separate processes")
+        step("edge, worker (with the relay, as in chatbus up), the bare app and the fake LLM as separate processes")
         self.spawn("edge", [py, "-m", "chatbus", "edge", "--host", HOST, "--port", str(edge_port)], env)
-        self.spawn("worker", [py, "-m", "chatbus", "worker"], env)
-        self.spawn("relay", [py, "-m", "chatbus", "relay"], env)
+        self.spawn("worker", [py, "-m", "chatbus", "worker", "--relay"], env)  # the layout `chatbus up` runs
         self.spawn("bare", [py, "-m", "tests.bench.bare_app", "--host", HOST, "--port", str(bare_port)], env)
         self.spawn("llm", [py, "-m", "tests.bench.fake_llm", "--host", HOST, "--port", str(llm_port)], env)
         self.wait_http(bare_port, "/bare", "bare")
@@ -285,8 +285,12 @@ class Bench:
         return None
 
     def run_scenario(self, scenario: Scenario, token: str, tag: str) -> dict[str, Any]:
+        return self.run_load(["tests.bench.loadgen"], self.scenario_spec(scenario, token, tag), label(vars(scenario)))
+
+    def scenario_spec(self, scenario: Scenario, token: str, tag: str) -> dict[str, Any]:
+        """The load generator's spec (`tests.bench.loadgen.Spec`) for one scenario."""
         args = self.args
-        spec = {
+        return {
             "port": scenario.port,
             "path": scenario.path,
             "method": scenario.method,
@@ -300,8 +304,12 @@ class Bench:
             "grace": LOADGEN_GRACE,
             "expect": scenario.expect,
         }
+
+    def run_load(self, module: list[str], spec: dict[str, Any], what: str) -> dict[str, Any]:
+        """Runs a load generator (`python -m *module`, the spec on stdin) and adds to its result the CPU
+        each process tree used in its measurement window (`measure-start` .. `measure-end`)."""
         self.loadgen = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.loadgen"],
+            [sys.executable, "-m", *module],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -324,7 +332,7 @@ class Bench:
         code = self.loadgen.wait(LOADGEN_GRACE + 10)
         self.loadgen = None
         if code != 0 or result is None:
-            raise BenchError(f"load generator for {label(vars(scenario))} failed (exit code {code})")
+            raise BenchError(f"load generator for {what} failed (exit code {code})")
         self.check_alive()
         if cpu0 and cpu1 and sys0 and sys1:
             window = result["window_s"]
@@ -337,177 +345,6 @@ class Bench:
         return result
 
 
-# -- helpers -------------------------------------------------------------------------------------
-
-
-def busy_total(times: Any) -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine; guest time is already inside user time."""
-    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-    return total - times.idle - getattr(times, "iowait", 0.0), total
-
-
-def step(message: str) -> None:
-    print(f"- {message}", flush=True)
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy: 127.0.0.1 only
-
-
-def http(
-    port: int,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    token: str | None = None,
-    headers: dict[str, str] | None = None,
-    raw: bool = False,
-    timeout: float = 10.0,
-) -> tuple[int, Any]:
-    """A set-up request (not the load): (status, decoded JSON body or text; the body's bytes if `raw`)."""
-    headers = {**(headers or {}), **({"Content-Type": "application/json"} if body is not None else {})}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data, method=method, headers=headers)
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            status, data = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, data = exc.code, exc.read()
-    if raw:
-        return status, data
-    try:
-        return status, json.loads(data)
-    except ValueError:
-        return status, data[:300].decode(errors="replace")
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def stop_process(proc: subprocess.Popen[bytes], name: str, timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            print(f"  ! {name} did not stop within {timeout:.0f}s; killing it", file=sys.stderr)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # its own session: takes any leftover children with it
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
-async def set_rate_limit(dsn: str, requests_per_minute: int) -> None:
-    from bus import db
-    from services.config.handlers import set_config
-    from services.registry import make_store
-
-    pool = await db.create_pool(dsn, max_size=1)
-    try:
-        reply = await set_config(make_store(pool), {"rateLimit": {"requestsPerMinute": requests_per_minute}})
-        assert reply.ok, reply.error
-    finally:
-        await pool.close()
-
-
-async def bootstrap(dsn: str, nats_url: str) -> dict[str, str]:
-    from bus import db
-    from chatbus.runtime import bootstrap as chatbus_bootstrap
-
-    await chatbus_bootstrap(dsn, nats_url, ADMIN_USERNAME, ADMIN_PASSWORD)
-    conn = await db.connect(dsn)
-    try:
-        names = (
-            "server_version",
-            "fsync",
-            "synchronous_commit",
-            "full_page_writes",
-            "wal_sync_method",
-            "shared_buffers",
-            "max_connections",
-        )
-        return {n: str(await conn.fetchval(f"SHOW {n}")) for n in names}
-    finally:
-        await conn.close()
-
-
-def fsync_probe(path: Path, rounds: int = 200, budget: float = 1.0) -> dict[str, Any]:
-    """How long one 8 KiB write + fdatasync takes where Postgres keeps its WAL (context for writes)."""
-    samples: list[float] = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        deadline = time.monotonic() + budget
-        block = b"\0" * 8192
-        while len(samples) < rounds and time.monotonic() < deadline:
-            t0 = time.perf_counter()
-            os.write(fd, block)
-            os.fdatasync(fd)
-            samples.append((time.perf_counter() - t0) * 1000)
-    finally:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-    samples.sort()
-    return {
-        "samples": len(samples),
-        "p50_ms": round(samples[len(samples) // 2], 3),
-        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3),
-    }
-
-
-def filesystem_of(path: Path) -> str:
-    best, fstype = "", "?"
-    for part in psutil.disk_partitions(all=True):
-        if str(path).startswith(part.mountpoint) and len(part.mountpoint) > len(best):
-            best, fstype = part.mountpoint, part.fstype
-    return f"{fstype} ({best})"
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    git = ""
-    with contextlib.suppress(Exception):
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        git = f"{sha}{' (dirty)' if dirty else ''}"
-    return {
-        "nproc": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "memory_mib": round(psutil.virtual_memory().total / MIB),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-        "git": git,
-    }
-
-
 # -- entry point ---------------------------------------------------------------------------------
 
 
@@ -517,10 +354,73 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per scenario (default 1)")
     parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (default 32)")
     parser.add_argument("--out", default="bench-results", help="directory for the JSON result (default bench-results)")
+    parser.add_argument("--replay-events", type=int, default=60_000, help="events replayed (default 60,000)")
+    parser.add_argument("--ws-clients", type=int, default=1000, help="WebSocket clients (default 1,000)")
+    parser.add_argument("--ws-events", type=int, default=20, help="events fanned out to them (default 20)")
+    parser.add_argument(
+        "--skip",
+        type=lambda v: [x for x in v.split(",") if x],
+        default=[],
+        help=f"comma-separated phases to leave out: {','.join(PHASES)} (their targets show as not measured)",
+    )
     args = parser.parse_args(argv)
+    if unknown := set(args.skip) - set(PHASES):
+        parser.error(f"unknown phases to skip: {sorted(unknown)}")
+    if not (1 <= args.replay_events <= 2_000_000 and 1 <= args.ws_clients <= 5000 and 1 <= args.ws_events <= 100):
+        parser.error("need 1 <= replay-events <= 2,000,000, 1 <= ws-clients <= 5,000, 1 <= ws-events <= 100")
     if not (0 < args.duration <= 600 and 0 <= args.warmup <= 120 and 0 < args.concurrency <= 2000):
         parser.error("need 0 < duration <= 600, 0 <= warmup <= 120, 0 < concurrency <= 2000")
     return args
+
+
+def measure_pipeline(bench: Bench, setup: dict[str, Any], tag: str) -> list[dict[str, Any]]:
+    """The OneBot pipeline against the same processes: a fake NapCat in its own process sends private
+    messages over `WS /onebot/v11/ws`, each conversation sending its next one when the reply comes."""
+    args, port, token = bench.args, setup["edge_port"], setup["token"]
+    step(f"OneBot platform '{PLATFORM}' for the fake NapCat")
+    status, body = http(port, "POST", "/api/platforms", platform_body(), token=token, timeout=15.0)
+    if status != 201:
+        raise BenchError(f"creating the OneBot platform: HTTP {status}: {body}")
+    out = []
+    for level, conversations in enumerate(dict.fromkeys((1, args.concurrency))):
+        step(f"OneBot pipeline: {args.warmup:g}s warm-up + {args.duration:g}s, {conversations} conversations")
+        spec = {
+            "edge_url": f"http://{HOST}:{port}",
+            "conversations": conversations,
+            "warmup": args.warmup,
+            "duration": args.duration,
+            "grace": LOADGEN_GRACE,
+            "tag": tag,
+            "first_message_id": MESSAGE_IDS_PER_LEVEL * (level + 1),  # ids chatbus has not seen (its dedup)
+        }
+        out.append(bench.run_load(["tests.bench.onebot", "--loadgen"], spec, f"pipeline c={conversations}"))
+    return out
+
+
+def measure_ws(bench: Bench, setup: dict[str, Any], tag: str) -> dict[str, Any]:
+    args, port, token = bench.args, setup["edge_port"], setup["token"]
+    step(f"WebSocket fan-out: {args.ws_clients:,} clients on WS /ws, {args.ws_events} events")
+
+    def publish(i: int) -> None:
+        body = {"id": f"ws-{tag}-{i}", "name": f"fan-out {i}"}
+        status, answer = http(port, "POST", "/api/presets", body, token=token, timeout=15.0)
+        if status != 201:
+            raise BenchError(f"fan-out event {i}: HTTP {status}: {answer}")
+
+    url = f"ws://{HOST}:{port}/ws"
+    processes = WS_CLIENT_PROCESSES if args.ws_clients >= WS_CLIENT_PROCESSES else 1
+    result = wsfan.measure(
+        url, token, tag, publish, clients=args.ws_clients, events=args.ws_events, processes=processes
+    )
+    bench.check_alive()
+    return result
+
+
+def measure_replay(bench: Bench, setup: dict[str, Any]) -> dict[str, Any]:
+    assert bench.pg is not None
+    events = bench.args.replay_events
+    step(f"replay: {events:,} events (the run's, then seeded presets) in a database of their own")
+    return asyncio.run(replay.measure(bench.pg.dsn("postgres"), setup["dsn"], bench.pg.dsn(replay.DATABASE), events))
 
 
 def measure(bench: Bench) -> dict[str, Any]:
@@ -558,6 +458,10 @@ def measure(bench: Bench) -> dict[str, Any]:
                 **result,
             }
         )
+    skip = set(args.skip)
+    pipeline = [] if "pipeline" in skip else measure_pipeline(bench, setup, tag)
+    ws = None if "ws" in skip else measure_ws(bench, setup, tag)
+    replayed = None if "replay" in skip else measure_replay(bench, setup)
     accounted = {n: m for n, m in memory.items() if n not in NOT_IN_TOTAL}
     out: dict[str, Any] = {
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -580,8 +484,11 @@ def measure(bench: Bench) -> dict[str, Any]:
         "idle_rss_total_mib": sum(m["rss_mib"] for m in accounted.values()),
         "idle_pss_total_mib": sum(m["pss_mib"] for m in accounted.values()),
         "idle_memory_note": "after start-up, login and one probe request per scenario, 2 s settle; "
-        "total = edge + worker + relay + nats + postgres (bare app and fake LLM excluded)",
+        "total = edge + worker (with the relay) + nats + postgres (bare app and fake LLM excluded)",
         "scenarios": results,
+        "pipeline": pipeline,
+        "ws_fanout": ws,
+        "replay": replayed,
         "chat_overhead": chat_overhead(results),
         "chat_overhead_note": "chatbus minus direct, quantile by quantile, per concurrency; full_reply: "
         "POST /api/chat vs POST /v1/chat/completions; first_token (time to the first content token) and "
@@ -601,7 +508,11 @@ def main(argv: list[str] | None = None) -> int:
     # Start-up (each wait is bounded by STARTUP_TIMEOUT), then per scenario: the config change, the load
     # generator's start, warm-up, window and grace; a safety net, not an estimate.
     scenarios = len(plan(0, 0, 0, args.concurrency))
+    scenarios += 2  # the OneBot pipeline's two levels
     budget = int(STARTUP_TIMEOUT * 3 + scenarios * (args.warmup + args.duration + LOADGEN_GRACE + 5) + 30)
+    budget += int(120 + args.ws_events * wsfan.EVENT_GAP + wsfan.SETTLE)  # fan-out: 1,000 handshakes and more
+    budget += 60 + args.replay_events // 1000  # replay: seeding and the rebuild, at >= 1,000 events/s
+    wsfan.raise_fd_limit()  # the edge (inherits it) holds every fan-out client's socket
 
     def on_alarm(signum: int, frame: Any) -> None:
         raise BenchTimeout(f"global timeout of {budget}s reached")

@@ -113,6 +113,20 @@ def test_up_prints_the_password_once_and_keeps_data_across_restarts(tmp_path: Pa
         auth = {"Authorization": f"Bearer {token}"}
         r = httpx.post(f"{base}/api/presets", json={"id": "survives", "name": "S"}, headers=auth)
         assert r.status_code == 201, r.text
+        # Two supervised children (the edge, and the worker running the relay), every role still reported.
+        children = sorted(
+            " ".join(cmd[3:5])
+            for c in psutil.Process(proc.pid).children()
+            if (cmd := c.cmdline())[1:3] == ["-m", "chatbus"]
+        )
+        assert children == ["edge --fd", "worker --relay"], children
+        roles: set[str] = set()
+        deadline = time.monotonic() + 30
+        while not {"edge", "worker", "relay", "supervisor"} <= roles and time.monotonic() < deadline:
+            status = httpx.get(f"{base}/api/system/status", headers=auth).json()["data"]
+            roles = {i["role"] for i in status["instances"]}
+            time.sleep(0.2)
+        assert {"edge", "worker", "relay", "supervisor"} <= roles, roles
     finally:
         stop_with_ctrl_c(proc)
 

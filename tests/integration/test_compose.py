@@ -134,6 +134,17 @@ def test_nats_nodes_form_one_jetstream_cluster(compose: Compose) -> None:
         assert any(str(v).split(":")[0] in compose.get("volumes", {}) for v in svc.get("volumes", [])), name
 
 
+def test_nats_nodes_ping_their_routes_often(compose: Compose) -> None:
+    """A hung node must be cut off in seconds (its clients' queue subscriptions with it), not after the
+    default 2 minute route pings: every node reads the config that sets them."""
+    for name in ("nats-1", "nats-2", "nats-3"):
+        svc = compose["services"][name]
+        target = svc["command"][svc["command"].index("-c") + 1]
+        (source,) = [c["source"] for c in svc["configs"] if c["target"] == target]
+        settings = yaml.safe_load(compose["configs"][source]["content"])  # NATS conf, here YAML too
+        assert settings == {"ping_interval": "5s", "ping_max": 2}, name
+
+
 def test_neither_the_bus_nor_the_database_is_open(compose: Compose) -> None:
     """NATS nodes want a user and password, Postgres a scram password; no default password."""
     for name in ("nats-1", "nats-2", "nats-3"):

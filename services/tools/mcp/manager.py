@@ -7,11 +7,13 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from schemas.mcp import McpCallResult, McpServerConfig, McpServerState, McpToolInfo, sanitize_name
 from services.tools.mcp.allowlist import AllowList, check_stdio, load_allow_list
-from services.tools.mcp.session import McpConnection
+
+if TYPE_CHECKING:  # the `mcp` SDK (pydantic, starlette, httpx, ~35 MiB): loaded with the first server
+    from services.tools.mcp.session import McpConnection
 
 log = logging.getLogger("chatbus.mcp")
 
@@ -169,6 +171,8 @@ class McpManager:
     def _start(self, name: str) -> None:
         conn = self._conns.get(name)
         if conn is None or conn.config != self._configs[name]:
+            from services.tools.mcp.session import McpConnection
+
             conn = McpConnection(self._configs[name], on_change=self._changed, refusal=self.check, **self._options)
             self._conns[name] = conn
         conn.start()
