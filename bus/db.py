@@ -36,12 +36,12 @@ async def _no_session_reset(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    kwargs.setdefault("reset", _no_session_reset)  # a caller's own reset wins (api/app.py has one)
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        reset=_no_session_reset,
         server_settings=SERVER_SETTINGS,
         command_timeout=30,
         **kwargs,
