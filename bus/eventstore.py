@@ -30,8 +30,6 @@ MAX_CONFLICT_RETRIES = 30
 # spread out instead of colliding again in lockstep.
 RETRY_BASE_DELAY = 0.001
 RETRY_MAX_DELAY = 0.05
-# Commits within this long of a relay wake-up share the next one (the relay batches as often).
-WAKE_INTERVAL = 0.005
 
 
 class NewEvent(msgspec.Struct, frozen=True):
@@ -218,8 +216,6 @@ class EventStore:
         # Called after a commit that wrote events (the relay's wake-up). Not Postgres NOTIFY: that
         # takes a global lock at commit and would serialise every writer.
         self.on_commit = on_commit
-        self._wake_pending = False
-        self._woken_at = float("-inf")
         # Folded stream states of this process (see bus/streamcache.py).
         self.streams = StreamCache()
 
@@ -311,29 +307,11 @@ class EventStore:
         finally:
             current_attempt.reset(token)
         tried.committed(appends)  # as stored: at the schema versions the catalog wrote them
-        if recorded:
-            self._wake()
-        return reply
-
-    def _wake(self) -> None:
-        """Tell the relay: at once after a quiet spell (no added latency for a lone command), then at
-        most once per WAKE_INTERVAL, so that a burst of commits shares one NATS message instead of
-        one each. Every commit is still followed by a wake-up sent after it."""
-        if self.on_commit is None or self._wake_pending:
-            return
-        loop = asyncio.get_running_loop()
-        wait = self._woken_at + WAKE_INTERVAL - loop.time()
-        if wait <= 0:
-            self._send_wake()
-        else:
-            self._wake_pending = True
-            loop.call_later(wait, self._send_wake)
-
-    def _send_wake(self) -> None:
-        self._wake_pending = False
-        self._woken_at = asyncio.get_running_loop().time()
-        if self.on_commit is not None:
+        # In the committing task, once per commit: the relay's wake-up (coalesced by the caller, see
+        # bus/relay.py coalesced_wake) and the worker's read caches (services/worker_reads.py) hang on it.
+        if recorded and self.on_commit is not None:
             self.on_commit()
+        return reply
 
 
 async def fold_stream(

@@ -35,7 +35,37 @@ MIN_BATCH_INTERVAL = 0.005
 # soon as they stop. A crash republishes what was acked since, and the stream's duplicate window
 # (hours, bus/nats_conn.py) drops the copies by Nats-Msg-Id, as it does for a batch cut short.
 CHECKPOINT_INTERVAL = 0.1
+# Commits within this long of a wake-up share the next one (the relay batches no more often).
+WAKE_INTERVAL = MIN_BATCH_INTERVAL
 _encode = msgspec.json.Encoder().encode
+
+
+def coalesced_wake(send: Callable[[], None], interval: float = WAKE_INTERVAL) -> Callable[[], None]:
+    """A writer's relay wake-up (the store's `on_commit`): sent at once after a quiet spell, so a lone
+    commit is published without delay, then at most once per `interval`, so that a burst of commits
+    shares one NATS message instead of one each. Every call is followed by a send that comes after it."""
+    pending = False
+    sent_at = float("-inf")
+
+    def fire() -> None:
+        nonlocal pending, sent_at
+        pending = False
+        sent_at = asyncio.get_running_loop().time()
+        send()
+
+    def wake() -> None:
+        nonlocal pending
+        if pending:
+            return
+        loop = asyncio.get_running_loop()
+        wait = sent_at + interval - loop.time()
+        if wait <= 0:
+            fire()
+        else:
+            pending = True
+            loop.call_later(wait, fire)
+
+    return wake
 
 
 def to_message(event: RecordedEvent) -> EventMessage:

@@ -44,3 +44,17 @@ async def test_the_checkpoint_catches_up_once_the_feed_is_drained(
         await asyncio.wait_for(runner, 10)
         await nc.close()
         await pool.close()
+
+
+async def test_a_burst_of_wake_ups_is_sent_once_and_after_the_last() -> None:
+    sent: list[int] = []
+    calls = 0
+    wake = relay.coalesced_wake(lambda: sent.append(calls), interval=2.0)  # far longer than the calls take
+
+    for _ in range(3):
+        calls += 1
+        wake()
+
+    # The first went at once; the next two share one send, which comes after the last of them.
+    assert sent[0] == 1
+    assert await wait_until(lambda: sent[1:] == [3], message="one wake-up after the burst")

@@ -13,13 +13,12 @@ import asyncpg
 import msgspec
 import pytest
 
-from bus import db, eventstore
+from bus import db
 from bus.events import EventCatalog
 from bus.eventstore import Decision, EventStore, StreamAppend, event_from_struct, fold_cached, load_stream
 from schemas.envelope import Actor, CommandEnvelope
 from schemas.errors import DomainError
 from services.presets import handlers as preset_handlers
-from tests.waiting import wait_until
 
 STREAM = "tally-1"
 
@@ -228,24 +227,6 @@ async def test_a_presets_reply_is_the_row_its_projection_wrote(pool: asyncpg.Poo
     assert unchanged.ok and unchanged.version == 1 and unchanged.result == row_after_create
     assert updated.ok and updated.result == msgspec.to_builtins(await queries.get_preset(pool, "p-2"))
     assert updated.result["name"] == "two" and updated.result["version"] == 2
-
-
-async def test_commits_in_a_burst_share_a_relay_wake_up_and_the_last_is_followed_by_one(
-    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(eventstore, "WAKE_INTERVAL", 2.0)  # far longer than two commands take
-    wakes: list[int] = []
-    commits = 0
-    store = EventStore(pool, catalog=EVENTS, on_commit=lambda: wakes.append(commits))
-
-    for i in range(3):
-        await store.execute(envelope({"stream": f"w-{i}"}), open_tally)
-        commits += 1
-
-    # The first commit woke the relay at once; the next two, inside the interval, share one wake-up,
-    # which comes after the last of them.
-    assert wakes[0] == 0
-    assert await wait_until(lambda: wakes[1:] == [3], message="one wake-up after the burst")
 
 
 class Paid(msgspec.Struct):
