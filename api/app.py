@@ -58,6 +58,7 @@ from api.security import require_admin
 from api.state import Edge
 from bus import db, nats_conn
 from bus.commands import CommandClient
+from bus.gcpolicy import freeze_startup_heap
 from bus.heartbeat import Heartbeat
 from bus.logs import LogPublisher, install_log_publisher
 from schemas.errors import ERROR_STATUS
@@ -155,6 +156,7 @@ def create_app(config: EdgeConfig) -> Litestar:
         await mcp_board.start()
         heartbeat = app.state["heartbeat"] = Heartbeat(nc, "edge", instance_id=config.instance_id)
         await heartbeat.start()
+        freeze_startup_heap()  # serving now: full collections skip the start-up heap (bus/gcpolicy.py)
         try:
             yield
         finally:
