@@ -83,8 +83,6 @@ async def send(
 
     `idempotent=False` ignores the Idempotency-Key (a command whose effect the edge completes after the
     reply, e.g. minting a token, must not be answered twice from a stored result)."""
-    if _has_nul(payload):
-        raise ApiError("VALIDATION_ERROR", "text may not contain NUL (\\u0000) characters")
     actor = (
         Actor("anonymous", "none") if anonymous else Actor(principal_of(request).username, principal_of(request).scope)
     )
@@ -101,17 +99,25 @@ async def send(
         client_ip=client_ip(request),
     )
     edge = edge_of(request)
+    encoded = command_encoder.encode(envelope)
+    # JSON writes a NUL as \u0000: without that text nowhere, the payload holds none (no walk through it).
+    if b"\\u0000" in encoded and _has_nul(payload):
+        raise ApiError("VALIDATION_ERROR", "text may not contain NUL (\\u0000) characters")
     # Checked here rather than left to the NATS client, which raises only after registering the reply.
-    if (size := len(command_encoder.encode(envelope))) > edge.nc.max_payload:
+    if (size := len(encoded)) > edge.nc.max_payload:
         raise ApiError("PAYLOAD_TOO_LARGE", f"the command ({size} bytes) exceeds the bus limit", status=413)
     try:
-        reply = await edge.commands.send(domain, action, envelope, timeout=timeout)
+        reply = await edge.commands.send(domain, action, envelope, timeout=timeout, encoded=encoded)
     except BusUnavailable as exc:
         raise ApiError("UNAVAILABLE", f"service unavailable: {exc}", status=503) from exc
     except BusTimeout as exc:
         raise ApiError(
             "TIMEOUT", "the command timed out; retry with the same Idempotency-Key to be safe", status=504
         ) from exc
+    finally:
+        # Before the caller sees the answer (a timed-out command may have been committed all the same): its
+        # next read on this edge must not be a page cached before the write (api/readcache.py).
+        edge.pages.invalidate(domain)
     log.info("command %s -> %s", envelope.type, "ok" if reply.ok else getattr(reply.error, "code", "INTERNAL_ERROR"))
     if not reply.ok:
         err = reply.error

@@ -27,10 +27,12 @@ class HubEvent:
     sequence: int
     type: str
     body: bytes  # the EventMessage JSON as published by the relay
+    domain: str = ""  # the subject's domain: events.<domain>.<type>
 
 
 def _to_event(msg: Msg) -> HubEvent:
-    return HubEvent(msg.metadata.sequence.stream, msg.subject.rsplit(".", 1)[-1], msg.data)
+    parts = msg.subject.split(".")
+    return HubEvent(msg.metadata.sequence.stream, parts[-1], msg.data, parts[1] if len(parts) > 2 else "")
 
 
 class EventHub:

@@ -3,12 +3,9 @@ line logged while handling it carries the id that the client sees in `X-Request-
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.envelope import request_id
+from api.envelope import scope_request_id
 from bus import logs
 
 
@@ -17,10 +14,9 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
-        connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope, receive)
         # Litestar puts an exception handler inside the middleware stack, so a 500 is logged (with this id)
         # before the reset below.
-        token = logs.set_request_id(request_id(connection))
+        token = logs.set_request_id(scope_request_id(scope))
         try:
             await app(scope, receive, send)
         finally:

@@ -38,8 +38,16 @@ def query_token_allowed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     return (connection.scope["type"], connection.scope["path"].rstrip("/")) in QUERY_TOKEN_ROUTES
 
 
+def _authorization(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    # Read from the raw ASGI headers: every request asks, and building Litestar's header map costs more.
+    for name, value in connection.scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return ""
+
+
 def token_from(connection: ASGIConnection[Any, Any, Any, Any], *, allow_query: bool) -> str | None:
-    header = connection.headers.get("authorization", "")
+    header = _authorization(connection)
     if header[:7].lower() == "bearer " and header[7:].strip():
         return header[7:].strip()
     cookie = connection.cookies.get(COOKIE)

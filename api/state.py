@@ -13,6 +13,7 @@ from nats.aio.client import Client as NATS
 from api.config import EdgeConfig
 from api.hub import EventHub
 from api.ratelimit import RateLimiter
+from api.readcache import PageCache
 from api.revocations import RevocationList
 from bus.commands import CommandClient
 from services.auth.tokens import TokenVerifier
@@ -30,6 +31,7 @@ class Edge:
     tokens: TokenVerifier
     limiter: RateLimiter
     config_cache: ConfigCache
+    pages: PageCache = field(default_factory=PageCache)
     started_at: float = field(default_factory=time.time)
 
 

@@ -8,9 +8,10 @@ which pipelines all its argument sets in one round trip.
 
 Runs are made long by moving a statement ahead of earlier ones it commutes with, and only those:
 two statements keep their order when they name a common read table (or tables linked to it by a
-foreign key), unless both write rows of different streams of a table that the projection declares
-`per_stream` (its rows each belong to one stream; the catalog must show no trigger, no unique index
-but the primary key and no generated key on it, or the declaration is ignored). A statement that
+foreign key), unless on every such table both touch rows of different streams: a table that the
+projection declares `per_stream` (its rows each belong to one stream; the catalog must show no
+trigger, no unique index but the primary key and no generated key on it, or the declaration is
+ignored). A statement that
 names no known table, and any statement when a read table has a trigger, keeps its place. Two
 statements that may touch the same rows never swap (a run is sent in order), so e.g. the float sums
 of one counter row add up in the same order.
@@ -166,19 +167,20 @@ class BufferedWrites:
             await self.flush()
             return str(await self._sent(self._conn.execute(query)))
         tables = self._touches(query)
+        stream = self._stream or ""
+        # Tables this statement touches only at rows of its own stream: it commutes there with other streams.
+        own = frozenset() if tables is None else tables & self._per_stream & self._facts.per_stream_safe
         if tables is None:
             after = self._last_run
         else:
-            scoped = tables <= (self._per_stream & self._facts.per_stream_safe)
-            stream = self._stream or ""
             after = self._after_opaque
             for t in tables:
-                if scoped:
+                if t in own:
                     after = max(after, self._after_global.get(t, -1), self._after_stream.get((t, stream), -1))
                 else:
                     after = max(after, self._after_any.get(t, -1))
-        overwrite = tables is not None and scoped and self._overwrites(query)
-        if overwrite and self._overwrite_earlier(query, tables or frozenset(), stream, args):
+        overwrite = tables is not None and own == tables and self._overwrites(query)
+        if overwrite and self._overwrite_earlier(query, own, stream, args):
             return ""
         runs = self._runs_of.setdefault(query, [])
         at = bisect.bisect_left(runs, after)  # the first run of this SQL that comes no earlier than `after`
@@ -197,7 +199,7 @@ class BufferedWrites:
         else:
             for t in tables:
                 self._after_any[t] = max(self._after_any.get(t, -1), index)
-                if scoped:
+                if t in own:
                     key = (t, stream)
                     self._after_stream[key] = max(self._after_stream.get(key, -1), index)
                     self._seq_stream[key] = self._seq

@@ -81,13 +81,20 @@ class CommandClient:
                     await request
 
     async def send(
-        self, domain: str, action: str, envelope: CommandEnvelope, *, timeout: float | None = None
+        self,
+        domain: str,
+        action: str,
+        envelope: CommandEnvelope,
+        *,
+        timeout: float | None = None,
+        encoded: bytes | None = None,  # the envelope already encoded by the caller (it checked the size)
     ) -> CommandReply:
         subject = subjects.command(domain, action)
         if not self.nc.is_connected:
             raise BusUnavailable("message bus is not connected")
+        data = encoded if encoded is not None else command_encoder.encode(envelope)
         try:
-            data = await self._request(domain, subject, command_encoder.encode(envelope), timeout or self.timeout)
+            data = await self._request(domain, subject, data, timeout or self.timeout)
         except nats.errors.NoRespondersError as exc:
             raise BusUnavailable(f"no worker serves {domain}") from exc
         except nats.errors.TimeoutError as exc:

@@ -28,7 +28,15 @@ SERVER_SETTINGS = {
 }
 
 
+async def _no_session_reset(conn: asyncpg.Connection) -> None:
+    """asyncpg's default reset runs `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`
+    on every release: a round trip per use of a pooled connection. chatbus leaves no session state on
+    a pooled connection (settings are SET LOCAL, advisory locks are transaction locks or released in a
+    finally, no LISTEN, no WITH HOLD cursor), and asyncpg still rolls back an open transaction first."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    kwargs.setdefault("reset", _no_session_reset)  # a caller's own reset wins (api/app.py has one)
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,

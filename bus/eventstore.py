@@ -7,7 +7,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
+from bus.commandlog import record_and_commit, rollback, stored_result
 from bus.events import EventCatalog
+from bus.streamcache import Attempt, Folded, StreamCache, current_attempt
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
 from schemas.errors import DomainError
 
@@ -214,22 +216,8 @@ class EventStore:
         # Called after a commit that wrote events (the relay's wake-up). Not Postgres NOTIFY: that
         # takes a global lock at commit and would serialise every writer.
         self.on_commit = on_commit
-
-    async def _stored_result(self, conn: asyncpg.Connection, envelope: CommandEnvelope) -> CommandReply | None:
-        """The reply of the command already processed under this id, if any. A command whose request
-        differs from the stored one (the same Idempotency-Key, another body) gets a conflict, never the
-        stored result: an idempotency key must not hand out another request's answer."""
-        row = await conn.fetchrow(
-            "SELECT result, request_hash FROM processed_commands WHERE command_id = $1", envelope.command_id
-        )
-        if row is None:
-            return None
-        if row["request_hash"] != envelope.request_hash:
-            return CommandReply(
-                ok=False,
-                error=ErrorInfo("CONFLICT", "this Idempotency-Key was already used with a different request", 409),
-            )
-        return msgspec.convert(row["result"], CommandReply)
+        # Folded stream states of this process (see bus/streamcache.py).
+        self.streams = StreamCache()
 
     def _checked(self, appends: list[StreamAppend]) -> list[StreamAppend]:
         if self.catalog is None:
@@ -248,45 +236,24 @@ class EventStore:
         """The replies of those commands that already committed (the steps of a multi-step command),
         by command id; a step stored for another request under the same key answers CONFLICT."""
         async with self.pool.acquire() as conn:
-            return {
-                e.command_id: stored for e in envelopes if (stored := await self._stored_result(conn, e)) is not None
-            }
+            return {e.command_id: stored for e in envelopes if (stored := await stored_result(conn, e)) is not None}
 
     async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
         """Decide and persist one command, once. A retried command id returns the stored reply."""
+        trusting = True  # may decide on cached stream state; off after a conflict
         for attempt in range(MAX_CONFLICT_RETRIES):
+            tried = Attempt(self.streams, trusting)
             try:
                 # The command id is looked up only when something objects (a refusal, a conflict):
                 # a duplicate that decides cleanly again is stopped by the processed_commands key
                 # at the end, which rolls its events back. One query less on the common path.
-                async with self.pool.acquire() as conn, conn.transaction():
-                    try:
-                        decision = await handler(conn, envelope)
-                    except DomainError as exc:
-                        # Refusals are not recorded: nothing changed, and a retry may be valid later.
-                        stored = await self._stored_result(conn, envelope)
-                        return stored if stored is not None else error_reply(exc)
-                    appends = self._checked(decision.appends)
-                    recorded = await append_events(conn, appends, command_metadata(envelope))
-                    for event in recorded:
-                        for project in self.projectors:
-                            await project(conn, event)
-                    result = await decision.after(conn) if decision.after else decision.result
-                    reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.new_version)
-                    await conn.execute(
-                        "INSERT INTO processed_commands (command_id, stream_id, result, request_hash)"
-                        " VALUES ($1, $2, $3, $4)",
-                        envelope.command_id,
-                        decision.appends[0].stream_id if decision.appends else None,
-                        msgspec.to_builtins(reply),
-                        envelope.request_hash,
-                    )
-                if recorded and self.on_commit is not None:
-                    self.on_commit()
-                return reply
-            except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
                 async with self.pool.acquire() as conn:
-                    stored = await self._stored_result(conn, envelope)
+                    return await self._attempt(conn, envelope, handler, tried)
+            except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
+                tried.forget()
+                trusting = False
+                async with self.pool.acquire() as conn:
+                    stored = await stored_result(conn, envelope)
                 if stored is not None:
                     return stored
                 log.debug("conflict on %s (attempt %d), deciding again", envelope.type, attempt + 1)
@@ -296,6 +263,55 @@ class EventStore:
             ok=False,
             error=ErrorInfo("CONFLICT", "too many concurrent writes to the same entity, retry", 409),
         )
+
+    async def _decide(self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler) -> Decision:
+        """The handler's decision; taken again on loaded state when one taken on cached state would
+        not be checked by the unique key (a refusal, or a speculative stream it does not append to)."""
+        tried = current_attempt.get()
+        try:
+            decision = await handler(conn, envelope)
+        except DomainError:
+            if tried is None or not tried.speculative:
+                raise
+        else:
+            if tried is None or tried.checked_by(decision.appends):
+                return decision
+        tried.distrust()
+        return await handler(conn, envelope)
+
+    async def _attempt(
+        self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler, tried: Attempt
+    ) -> CommandReply:
+        token = current_attempt.set(tried)  # for fold_cached and the projections' remembered rows
+        # BEGIN and COMMIT by hand: the processed_commands row and the COMMIT then go in one round trip.
+        await conn.execute("BEGIN")
+        try:
+            try:
+                decision = await self._decide(conn, envelope, handler)
+            except DomainError as exc:
+                # Refusals are not recorded: nothing changed, and a retry may be valid later.
+                stored = await stored_result(conn, envelope)
+                await conn.execute("ROLLBACK")
+                return stored if stored is not None else error_reply(exc)
+            appends = self._checked(decision.appends)
+            recorded = await append_events(conn, appends, command_metadata(envelope))
+            for event in recorded:
+                for project in self.projectors:
+                    await project(conn, event)
+            result = await decision.after(conn) if decision.after else decision.result
+            reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.new_version)
+            await record_and_commit(conn, envelope, decision.appends[0].stream_id if decision.appends else None, reply)
+        except BaseException:
+            await rollback(conn)
+            raise
+        finally:
+            current_attempt.reset(token)
+        tried.committed(appends)  # as stored: at the schema versions the catalog wrote them
+        # In the committing task, once per commit: the relay's wake-up (coalesced by the caller, see
+        # bus/relay.py coalesced_wake) and the worker's read caches (services/worker_reads.py) hang on it.
+        if recorded and self.on_commit is not None:
+            self.on_commit()
+        return reply
 
 
 async def fold_stream(
@@ -309,6 +325,39 @@ async def fold_stream(
     state = initial
     for event in await load_stream(conn, stream_id):
         state = evolve(state, catalog.decode(event.event_type, event.schema_version, event.data))
+    return state
+
+
+async def fold_cached(
+    conn: asyncpg.Connection,
+    stream_id: str,
+    initial: S,
+    evolve: Callable[[S, Any], S],
+    catalog: EventCatalog,
+    *,
+    new: bool = False,
+) -> S:
+    """`fold_stream` for a stream the decision will append to: inside `EventStore.execute` the state
+    may come from the worker's stream cache, and with `new` (a create, whose stream is normally
+    empty) a stream not in the cache is taken as empty without a query. Either is checked by the
+    unique (stream_id, stream_version) key when the events are appended (see bus/streamcache.py).
+    `initial` must be the state of an empty stream and states must not be mutated; a handler that
+    uses it may be run twice in one transaction (again on loaded state), so it writes nothing itself."""
+    tried = current_attempt.get()
+    if tried is None:
+        return await fold_stream(conn, stream_id, initial, evolve, catalog)
+    if tried.trusting:
+        cached = tried.cache.get(stream_id, evolve)
+        if cached is not None or new:
+            folded = cached or Folded(initial, 0, evolve, catalog)
+            tried.read(stream_id, folded, speculative=True)
+            state: S = folded.state
+            return state
+    events = await load_stream(conn, stream_id)
+    state = initial
+    for event in events:
+        state = evolve(state, catalog.decode(event.event_type, event.schema_version, event.data))
+    tried.read(stream_id, Folded(state, events[-1].stream_version if events else 0, evolve, catalog), speculative=False)
     return state
 
 
@@ -328,6 +377,20 @@ async def load_last_event(conn: asyncpg.Connection, stream_id: str) -> RecordedE
         f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1", stream_id
     )
     return _row_to_event(row) if row else None
+
+
+def remember_row(key: Hashable, row: Any) -> None:
+    """An inline projection keeps the row it just wrote (RETURNING) for the command's `after`, which
+    then answers without reading it back. Outside a command (replay, catch-up) nothing is kept."""
+    tried = current_attempt.get()
+    if tried is not None:
+        tried.rows[key] = row
+
+
+def remembered_row(key: Hashable) -> Any | None:
+    """The row an inline projection wrote under `key` in this attempt of the command, if any."""
+    tried = current_attempt.get()
+    return tried.rows.get(key) if tried is not None else None
 
 
 def payload_of(envelope: CommandEnvelope, type_: type[S]) -> S:

@@ -16,6 +16,7 @@ import msgspec
 from bus.batching import BufferedWrites, table_facts
 from bus.events import EventCatalog
 from bus.eventstore import EVENT_COLUMNS, RecordedEvent, load_checkpoint, read_feed, save_checkpoint
+from bus.streamcache import current_attempt
 
 log = logging.getLogger("chatbus.projections")
 
@@ -298,13 +299,39 @@ class CatchUpRunner:
                 await asyncio.sleep(1)
 
 
-async def insert_row(conn: asyncpg.Connection, table: str, values: dict[str, Any]) -> None:
-    """INSERT one row from {column: value} (columns come from the projection's own mapping, never input)."""
+def _keeps_rows() -> bool:
+    """Whether a command is running, whose inline projections keep the rows they write
+    (`bus.eventstore.remember_row`). Elsewhere (replay, catch-up) nothing keeps them, so the helpers
+    below do not ask for them: a RETURNING row is a read, which a replay would wait for each time."""
+    return current_attempt.get() is not None
+
+
+async def insert_row(
+    conn: asyncpg.Connection, table: str, values: dict[str, Any], *, returning: str | None = None
+) -> asyncpg.Record | None:
+    """INSERT one row from {column: value} (columns come from the projection's own mapping, never input);
+    with `returning` (a column list), the row as written, in a command (see `_keeps_rows`)."""
     marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    await conn.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})", *values.values())
+    sql = f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})"
+    if returning is None or not _keeps_rows():
+        await conn.execute(sql, *values.values())
+        return None
+    return await conn.fetchrow(f"{sql} RETURNING {returning}", *values.values())
 
 
-async def update_row(conn: asyncpg.Connection, table: str, key: tuple[str, Any], values: dict[str, Any]) -> None:
-    """UPDATE the columns in {column: value} of the row whose key column equals the key value."""
+async def update_row(
+    conn: asyncpg.Connection,
+    table: str,
+    key: tuple[str, Any],
+    values: dict[str, Any],
+    *,
+    returning: str | None = None,
+) -> asyncpg.Record | None:
+    """UPDATE the columns in {column: value} of the row whose key column equals the key value; with
+    `returning`, the row as written (None when there is no such row), in a command (see `_keeps_rows`)."""
     sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(values, start=2))
-    await conn.execute(f"UPDATE {table} SET {sets} WHERE {key[0]} = $1", key[1], *values.values())
+    sql = f"UPDATE {table} SET {sets} WHERE {key[0]} = $1"
+    if returning is None or not _keeps_rows():
+        await conn.execute(sql, key[1], *values.values())
+        return None
+    return await conn.fetchrow(f"{sql} RETURNING {returning}", key[1], *values.values())

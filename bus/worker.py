@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from bus import logs, subjects
+from bus.gcpolicy import freeze_startup_heap
 from schemas.envelope import (
     CommandEnvelope,
     CommandReply,
@@ -48,6 +49,7 @@ class WorkerRuntime:
             cb=self._on_message,
             pending_msgs_limit=100_000,
         )
+        freeze_startup_heap()  # serving now: the heap so far is start-up state (bus/gcpolicy.py)
 
     async def _on_message(self, msg: Msg) -> None:
         # The callback runs one message at a time; waiting for a slot here is the backpressure.

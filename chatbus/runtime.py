@@ -24,7 +24,7 @@ from bus.eventstore import EventStore
 from bus.heartbeat import Heartbeat, instance_id
 from bus.migrate import migrate
 from bus.nats_conn import flush_in_order
-from bus.relay import Relay
+from bus.relay import Relay, coalesced_wake
 from bus.worker import WorkerRuntime
 from services import registry
 from services.auth.handlers import ensure_admin
@@ -149,7 +149,7 @@ async def start_workers(
             pending.add(future)
             future.add_done_callback(pending.discard)
 
-    store: EventStore = registry.make_store(pool, on_commit=wake_relay)
+    store: EventStore = registry.make_store(pool, on_commit=coalesced_wake(wake_relay))
     config = ConfigCache(pool, nc)
     await config.start()
     heartbeat = Heartbeat(nc, "worker", domain=",".join(domains))

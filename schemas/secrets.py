@@ -6,6 +6,7 @@ every reader (edge, relay, audit) masks without ever holding the key."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection
 from typing import Any
@@ -29,6 +30,7 @@ SECRET_MAPS = frozenset({"customHeaders", "custom_headers", "headers", "env"})
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)(?=@)")
 
 
+@functools.lru_cache(maxsize=4096)  # keys are a small vocabulary; the relay masks every event
 def is_secret(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
@@ -51,6 +53,8 @@ def hint_of(value: Any) -> Any:
 
 def mask_url(value: str) -> str:
     """`http://user:pw@proxy:8080` -> `http://user:****@proxy:8080`."""
+    if "@" not in value:  # the pattern needs one: most strings skip the regex
+        return value
     return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", value)
 
 

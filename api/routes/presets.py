@@ -58,8 +58,10 @@ class PresetController(Controller):
         search: Search = None,
         type_: Annotated[PresetType, Parameter(query="type")] = "all",
     ) -> Response[bytes]:
+        edge = edge_of(request)
+        generation = edge.pages.generation("presets")  # before the read: a write meanwhile voids the page
         items, total = await queries.list_presets(
-            edge_of(request).pool,
+            edge.pool,
             type_=type_,
             search=search,
             sort_by=sort_by,
@@ -67,7 +69,9 @@ class PresetController(Controller):
             page=page_number,
             page_size=page_size,
         )
-        return ok(page(items, total, page_number, page_size))
+        response = ok(page(items, total, page_number, page_size))
+        edge.pages.put(request.scope["path"], request.scope["query_string"], generation, response.content)
+        return response
 
     @post("/")
     async def create_preset(self, request: Request[Any, Any, Any], data: CreatePresetBody) -> Response[bytes]:

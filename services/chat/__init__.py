@@ -1,15 +1,25 @@
 """Conversations and chat turns (API.md §6)."""
 
+from bus.worker import CommandFn
 from services.chat import domain, handlers, projection
 from services.chat.engine import ChatEngine
-from services.module import DomainModule, combined, transactional
+from services.module import DomainModule, WorkerContext, combined, transactional
+from services.worker_reads import worker_reads
+
+
+def engine_handlers(ctx: WorkerContext) -> dict[str, CommandFn]:
+    reads = worker_reads(ctx)
+    engine = ChatEngine(ctx.store, ctx.nc, ctx.config, ctx.http, reads)
+    reads.local["chat.send"] = engine.send  # the pipeline's turns, when it runs in this process
+    return engine.handlers()
+
 
 MODULE = DomainModule(
     name="chat",
     events=domain.EVENTS,
     handlers=combined(
         transactional(handlers.HANDLERS),
-        lambda ctx: ChatEngine(ctx.store, ctx.nc, ctx.config, ctx.http).handlers(),
+        engine_handlers,
     ),
     projections=(projection.PROJECTION,),
 )

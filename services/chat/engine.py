@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 import msgspec
@@ -24,10 +25,11 @@ from schemas.errors import DomainError
 from services.channels.health import record_outcomes
 from services.channels.providers.registry import HttpClients
 from services.chat import handlers
-from services.chat.context import build_request
+from services.chat.context import build_request, plan_turn, recent_history
 from services.chat.failover import Turn, turn_error
 from services.chat.tool_loop import ToolLoop
 from services.config.cache import ConfigCache
+from services.worker_reads import WorkerReads
 
 log = logging.getLogger("chatbus.chat")
 
@@ -46,12 +48,26 @@ def _usage(turn: Turn) -> dict[str, int]:
     }
 
 
+def may_be_retried(envelope: CommandEnvelope) -> bool:
+    """Could a step of this turn already be stored? Not when the edge drew its id at random (a uuid4,
+    sent without an Idempotency-Key, so no request hash): core NATS delivers a request at most once
+    and nothing resends it, so no command can have used that id before. An Idempotency-Key's id or a
+    derived one (uuid5: the pipeline's, from the platform message) may come again, and is checked.
+    (The processed_commands key still stops any duplicate write either way.)"""
+    return envelope.request_hash is not None or envelope.command_id.version != 4
+
+
+async def _nothing_stored() -> dict[uuid.UUID, CommandReply]:
+    return {}
+
+
 class ChatEngine:
-    def __init__(self, store: EventStore, nc: NATS, config: ConfigCache, http: HttpClients) -> None:
+    def __init__(self, store: EventStore, nc: NATS, config: ConfigCache, http: HttpClients, reads: WorkerReads) -> None:
         self.store = store
         self.nc = nc
         self.config = config
         self.http = http
+        self.reads = reads
 
     def handlers(self) -> dict[str, CommandFn]:
         return {"send": self.send}
@@ -63,25 +79,39 @@ class ChatEngine:
             return error_reply(DomainError("INVALID_ARGS", f"bad chat payload: {exc}"))
         final = envelope.derive("assistant")
         first = envelope.derive("user")
-        done = await self.store.stored_replies([final, first])
+        # Whether a step of this turn is already stored, read while the turn is planned and its
+        # history read: one round trip's wait instead of two.
+        stored = asyncio.ensure_future(
+            self.store.stored_replies([final, first]) if may_be_retried(envelope) else _nothing_stored()
+        )
+        failure: DomainError | None = None
+        try:
+            plan = await plan_turn(self.reads, self.config.document, cmd)
+            history = await recent_history(self.reads.pool, cmd, plan)
+        except DomainError as exc:
+            failure = exc
+        except BaseException:
+            stored.cancel()
+            raise
+        done = await stored
         if final.command_id in done:
             return done[final.command_id]
         if first.command_id in done and not done[first.command_id].ok:  # the key was used for another turn
             return done[first.command_id]
-        try:
-            # The history as it was before this turn; the new message goes at its end.
-            request, channels, pinned, preset_id = await build_request(
-                self.store.pool, self.config.document, cmd, include_current=first.command_id not in done
-            )
-        except DomainError as exc:
-            await self._publish(cmd, {"type": "error", "code": exc.code, "message": exc.message})
-            return error_reply(exc)
+        if failure is not None:
+            await self._publish(cmd, {"type": "error", "code": failure.code, "message": failure.message})
+            return error_reply(failure)
+        # The history as it was before this turn; the new message goes at its end.
+        request = build_request(self.config.document, cmd, plan, history, include_current=first.command_id not in done)
+        channels, pinned, preset_id = plan.channels, plan.pinned, plan.preset.id if plan.preset else None
         # The reply is stored only once the message it answers is.
         user_task = asyncio.create_task(self.store.execute(first, handlers.user_message(cmd)))
         await self._publish(cmd, {"type": "start", "conversationId": cmd.conversation_id})
         keepalive = asyncio.create_task(self._keepalive(cmd))
         on_text = self._text_sender(cmd) if cmd.stream_subject else None
-        tools = ToolLoop(self.nc, self.config.document.tools, envelope, cmd, preset_id, self._frame_sender(cmd))
+        tools = ToolLoop(
+            self.nc, self.config.document.tools, envelope, cmd, preset_id, self._frame_sender(cmd), self.reads
+        )
         try:
             turn = await tools.run(self.http, request, channels, pinned, on_text)
         finally:
@@ -96,14 +126,21 @@ class ChatEngine:
         if turn.result is None and not turn.text:
             return await self._fail(cmd, turn_error(turn))
         reply = await self.store.execute(
-            final, self._reply(cmd, turn, (user.result or {}).get("messageId"), tools.records)
+            final, self._reply(cmd, turn, (user.result or {}).get("messageId"), tools.records, user.version)
         )
         if turn.result is None:  # broke after the first token: the partial reply is stored, marked failed
             return await self._fail(cmd, turn_error(turn))
         await self._publish(cmd, {"type": "end", **(reply.result or {})})
         return reply
 
-    def _reply(self, cmd: SendChat, turn: Turn, reply_to: str | None, tool_calls: list[dict[str, Any]]) -> Any:
+    def _reply(
+        self,
+        cmd: SendChat,
+        turn: Turn,
+        reply_to: str | None,
+        tool_calls: list[dict[str, Any]],
+        after_version: int | None,
+    ) -> Any:
         """The stored reply keeps every tool call the turn ran, with its result (or, when no tool
         was offered, the calls the model asked for anyway)."""
         usage = _usage(turn)
@@ -130,7 +167,9 @@ class ChatEngine:
             "toolCalls": tool_calls,
             "usage": usage,
         }
-        return handlers.assistant_message(cmd.conversation_id, content, tool_calls, metadata, result)
+        return handlers.assistant_message(
+            cmd.conversation_id, content, tool_calls, metadata, result, after_version=after_version
+        )
 
     async def _fail(self, cmd: SendChat, failure: DomainError) -> CommandReply:
         await self._publish(cmd, {"type": "error", "code": failure.code, "message": failure.message})

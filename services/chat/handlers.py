@@ -65,11 +65,22 @@ def assistant_message(
     tool_calls: list[dict[str, Any]],
     metadata: dict[str, Any],
     result: dict[str, Any],
+    *,
+    after_version: int | None = None,
 ) -> Handler:
-    """The reply; `result` is the caller's answer, completed with the new message's id."""
+    """The reply; `result` is the caller's answer, completed with the new message's id.
+
+    `after_version` is the conversation's version once the turn's own message was stored: the first
+    try appends right after it without reading the head back. Anything appended in between (another
+    turn, a delete) makes that append conflict, and the store's retry reads the head as usual."""
+    hint = [after_version] if after_version else []
 
     async def handler(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-        state = await load_conversation(conn, conversation_id)
+        known = hint.pop() if hint else None
+        if known is not None:
+            state = ConversationState(conversation_id, exists=True, version=known)
+        else:
+            state = await load_conversation(conn, conversation_id)
         message_id = uuid.uuid4().hex
         events = domain.decide_assistant_message(state, message_id, content, tool_calls, metadata)
         return Decision(_append(state, events), result={**result, "messageId": message_id})

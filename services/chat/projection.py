@@ -32,25 +32,44 @@ async def started(conn: asyncpg.Connection, recorded: RecordedEvent, event: Conv
 
 
 async def message_added(conn: asyncpg.Connection, recorded: RecordedEvent, event: MessageAdded) -> None:
-    # One statement, no read: the message takes the new count of the conversation (NULL, refused by
-    # messages.seq, when the conversation is missing), so a replay can pipeline it.
+    conversation_id = _conversation_id(recorded)
+    stats = _call_stats(event.metadata) if event.role == "assistant" else []
+    # One statement: the conversation's count gives the message its seq (NULL, refused by messages.seq,
+    # when the conversation has no row), and a reply counts its channel calls (every data-modifying
+    # WITH runs once, referenced or not). Nothing is read back, so a replay can pipeline it.
     await conn.execute(
         """WITH c AS (
-               UPDATE conversations SET message_count = message_count + 1, last_message = left($2, 200),
-                   updated_at = $3, title = CASE WHEN title = '' AND $4 = 'user' THEN left($2, 60) ELSE title END
-               WHERE id = $1 RETURNING message_count)
-           INSERT INTO messages (conversation_id, seq, message_id, role, content, tool_calls, metadata, created_at)
-           VALUES ($1, (SELECT message_count FROM c), $5, $4, $2, $6, $7, $3)""",
-        _conversation_id(recorded),
-        event.content,
-        recorded.recorded_at,
-        event.role,
+               UPDATE conversations SET message_count = message_count + 1, last_message = left($4, 200),
+                   updated_at = $7, title = CASE WHEN title = '' AND $3 = 'user' THEN left($4, 60) ELSE title END
+               WHERE id = $1 RETURNING message_count),
+           m AS (
+               INSERT INTO messages (conversation_id, seq, message_id, role, content, tool_calls, metadata, created_at)
+               VALUES ($1, (SELECT message_count FROM c), $2, $3, $4, $5, $6, $7)
+               RETURNING seq),
+           s AS (
+               INSERT INTO channel_stats AS s (channel_id, model, calls, success, failed, prompt_tokens,
+                                               completion_tokens, latency_ms_sum, ttft_ms_sum, ttft_count)
+               SELECT u.channel_id, u.model, 1, u.success, u.failed, u.prompt, u.completion, u.latency, u.ttft, u.ttft_n
+               FROM unnest($8::text[], $9::text[], $10::int[], $11::int[], $12::bigint[], $13::bigint[],
+                           $14::float8[], $15::float8[], $16::int[])
+                    AS u(channel_id, model, success, failed, prompt, completion, latency, ttft, ttft_n)
+               ON CONFLICT (channel_id, model) DO UPDATE SET
+                   calls = s.calls + 1, success = s.success + EXCLUDED.success, failed = s.failed + EXCLUDED.failed,
+                   prompt_tokens = s.prompt_tokens + EXCLUDED.prompt_tokens,
+                   completion_tokens = s.completion_tokens + EXCLUDED.completion_tokens,
+                   latency_ms_sum = s.latency_ms_sum + EXCLUDED.latency_ms_sum,
+                   ttft_ms_sum = s.ttft_ms_sum + EXCLUDED.ttft_ms_sum,
+                   ttft_count = s.ttft_count + EXCLUDED.ttft_count)
+           SELECT seq FROM m""",
+        conversation_id,
         event.message_id,
+        event.role,
+        event.content,
         event.tool_calls,
         event.metadata,
+        recorded.recorded_at,
+        *(list(column) for column in zip(*stats, strict=True)) if stats else ([],) * 9,
     )
-    if event.role == "assistant":
-        await _count_call(conn, event.metadata)
 
 
 async def cleared(conn: asyncpg.Connection, recorded: RecordedEvent, event: ConversationCleared) -> None:
@@ -65,40 +84,36 @@ async def deleted(conn: asyncpg.Connection, recorded: RecordedEvent, event: Conv
     await conn.execute("DELETE FROM conversations WHERE id = $1", _conversation_id(recorded))
 
 
-async def _count_call(conn: asyncpg.Connection, meta: dict[str, Any]) -> None:
+_Stat = tuple[str, str, int, int, int, int, float, float, int]
+
+
+def _call_stats(meta: dict[str, Any]) -> list[_Stat]:
+    """A reply's channel calls, one row per (channel, model): each channel that failed before the one
+    that answered, then that one, with the usage and timings of the reply."""
+    model = str(meta.get("model") or "")
+    used = meta.get("channelId")
+    rows: dict[tuple[str, str], _Stat] = {}
     tried_list = meta.get("channelsTried")
     for tried in tried_list if isinstance(tried_list, list) else []:
-        if isinstance(tried, dict) and tried.get("error") and tried.get("id") != meta.get("channelId"):
-            await _upsert(conn, str(tried["id"]), str(meta.get("model") or ""), ok=False, meta={})
-    if meta.get("channelId"):
-        await _upsert(
-            conn, str(meta["channelId"]), str(meta.get("model") or ""), ok=meta.get("status") == "ok", meta=meta
+        if isinstance(tried, dict) and tried.get("error") and tried.get("id") != used:
+            rows[(str(tried["id"]), model)] = (str(tried["id"]), model, 0, 1, 0, 0, 0.0, 0.0, 0)
+    if used:
+        ok = meta.get("status") == "ok"
+        raw_usage = meta.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        ttft = meta.get("ttftMs")
+        rows[(str(used), model)] = (
+            str(used),
+            model,
+            int(ok),
+            int(not ok),
+            int(usage.get("promptTokens", 0)),
+            int(usage.get("completionTokens", 0)),
+            float(meta.get("latencyMs") or 0),
+            float(ttft or 0),
+            int(ttft is not None),
         )
-
-
-async def _upsert(conn: asyncpg.Connection, channel_id: str, model: str, *, ok: bool, meta: dict[str, Any]) -> None:
-    usage = meta.get("usage") or {}
-    ttft = meta.get("ttftMs")
-    await conn.execute(
-        """INSERT INTO channel_stats AS s (channel_id, model, calls, success, failed, prompt_tokens, completion_tokens,
-                                           latency_ms_sum, ttft_ms_sum, ttft_count)
-           VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT (channel_id, model) DO UPDATE SET
-               calls = s.calls + 1, success = s.success + EXCLUDED.success, failed = s.failed + EXCLUDED.failed,
-               prompt_tokens = s.prompt_tokens + EXCLUDED.prompt_tokens,
-               completion_tokens = s.completion_tokens + EXCLUDED.completion_tokens,
-               latency_ms_sum = s.latency_ms_sum + EXCLUDED.latency_ms_sum,
-               ttft_ms_sum = s.ttft_ms_sum + EXCLUDED.ttft_ms_sum, ttft_count = s.ttft_count + EXCLUDED.ttft_count""",
-        channel_id,
-        model,
-        int(ok),
-        int(not ok),
-        int(usage.get("promptTokens", 0)) if isinstance(usage, dict) else 0,
-        int(usage.get("completionTokens", 0)) if isinstance(usage, dict) else 0,
-        float(meta.get("latencyMs") or 0),
-        float(ttft or 0),
-        int(ttft is not None),
-    )
+    return list(rows.values())
 
 
 PROJECTION = Projection(

@@ -26,6 +26,7 @@ from schemas.envelope import CommandEnvelope, CommandReply, command_encoder, rep
 from schemas.llm import ChatMessage, ChatRequest, ToolCall, ToolSpec, Usage
 from services.channels.providers.registry import HttpClients
 from services.chat.failover import Turn, call_with_failover
+from services.worker_reads import WorkerReads
 
 log = logging.getLogger("chatbus.chat.tools")
 
@@ -67,6 +68,7 @@ class ToolLoop:
         cmd: SendChat,
         preset_id: str | None,
         publish: Publish,
+        reads: WorkerReads,
     ) -> None:
         self.nc = nc
         self.settings = settings
@@ -74,6 +76,7 @@ class ToolLoop:
         self.cmd = cmd
         self.preset_id = preset_id
         self.publish = publish
+        self.reads = reads
         self.records: list[dict[str, Any]] = []
         actor = envelope.actor
         self.caller = {"subject": actor.subject if actor else "", "scope": actor.scope if actor else "none"}
@@ -90,6 +93,10 @@ class ToolLoop:
         }
 
     async def _request(self, action: str, envelope: CommandEnvelope, timeout: float) -> CommandReply:
+        async with asyncio.timeout(timeout):
+            local = await self.reads.call_local(f"tools.{action}", envelope)
+        if local is not None:
+            return local
         msg = await self.nc.request(
             subjects.command("tools", action), command_encoder.encode(envelope), timeout=timeout
         )
@@ -102,7 +109,7 @@ class ToolLoop:
         probe = self.envelope.derive("tools:list", {"usable_by": self._call_payload("", {})})
         try:
             reply = await self._request("list", probe, LIST_TIMEOUT)
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+        except (nats.errors.NoRespondersError, TimeoutError) as exc:
             log.warning("no tools for this turn: the tools service did not answer (%r)", exc)
             return None
         if not reply.ok:
@@ -178,7 +185,7 @@ class ToolLoop:
             reply = await self._request("call", sub, timeout)
         except nats.errors.NoRespondersError:
             return {"success": False, "error": "no tools service is running", "duration": 0}
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats' own is one too
             return {"success": False, "error": "the tool did not answer in time", "duration": timeout * 1000}
         if not reply.ok:
             message = reply.error.message if reply.error else "refused"

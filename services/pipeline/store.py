@@ -4,24 +4,30 @@ parts sent), daily usage counted atomically across workers, and the preset a use
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 import asyncpg
 
 from services.platforms import queries as platform_queries
 
 
+class Claim(NamedTuple):
+    refused: bool  # the turn is refused for usage: the same answer on every delivery of the message
+    first: bool  # this is the message's first delivery: none of its reply parts was sent yet
+
+
 async def _claim(
     pool: asyncpg.Pool, dedup_id: str, platform_id: str, usage: list[tuple[str, int]], today: dt.date
-) -> bool:
+) -> Claim:
     """Record the message once (a redelivery finds it) and count it: received, and each usage counter
-    unless one is at its limit. Returns whether the turn is refused for usage, the same answer on
-    every delivery of the message."""
+    unless one is at its limit."""
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
             "INSERT INTO pipeline_messages (dedup_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", dedup_id
         )
         if not inserted:
-            return bool(await conn.fetchval("SELECT refused FROM pipeline_messages WHERE dedup_id = $1", dedup_id))
+            refused = await conn.fetchval("SELECT refused FROM pipeline_messages WHERE dedup_id = $1", dedup_id)
+            return Claim(bool(refused), False)
         await platform_queries.bump(conn, platform_id, received=1)
         for key, limit in usage:
             # Row-locked increment below the limit: two workers never both take the last use.
@@ -35,7 +41,7 @@ async def _claim(
             )
             if taken is None:
                 raise _Refused  # rolls back every counter this message took: a refused turn uses nothing
-        return False
+        return Claim(False, True)
 
 
 class _Refused(Exception):
@@ -44,7 +50,7 @@ class _Refused(Exception):
 
 async def claim(
     pool: asyncpg.Pool, dedup_id: str, platform_id: str, usage: list[tuple[str, int]], today: dt.date
-) -> bool:
+) -> Claim:
     """`claim`, with a refusal rolled back and recorded on its own (nothing counted but `received`)."""
     try:
         return await _claim(pool, dedup_id, platform_id, usage, today)
@@ -57,7 +63,7 @@ async def claim(
             )
             if inserted:
                 await platform_queries.bump(conn, platform_id, received=1)
-        return True
+        return Claim(True, bool(inserted))
 
 
 async def sent_parts(pool: asyncpg.Pool, dedup_id: str) -> int:
@@ -65,12 +71,22 @@ async def sent_parts(pool: asyncpg.Pool, dedup_id: str) -> int:
 
 
 async def mark_sent(pool: asyncpg.Pool, dedup_id: str, platform_id: str, parts: int, *, counted: bool = True) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
+    """The parts sent so far, and a sent message counted: one statement (atomic without a transaction)."""
+    if not counted:
+        await pool.execute(
             "UPDATE pipeline_messages SET sent_parts = greatest(sent_parts, $2) WHERE dedup_id = $1", dedup_id, parts
         )
-        if counted:
-            await platform_queries.bump(conn, platform_id, sent=1)
+        return
+    await pool.execute(
+        "WITH parts AS (UPDATE pipeline_messages SET sent_parts = greatest(sent_parts, $6) WHERE dedup_id = $5) "
+        + platform_queries.BUMP,
+        platform_id,
+        0,
+        1,
+        0,
+        dedup_id,
+        parts,
+    )
 
 
 async def count_error(pool: asyncpg.Pool, platform_id: str) -> None:

@@ -25,12 +25,12 @@ from bus import nats_conn, subjects
 from bus.commands import BusTimeout, BusUnavailable, CommandClient
 from schemas.envelope import Actor, CommandEnvelope, CommandReply
 from schemas.platforms import InboundMessage, SendReply, SendRequest
-from services.group_admin import queries as group_queries
 from services.group_admin.domain import effective_config
 from services.module import WorkerContext
 from services.pipeline import rules, store
 from services.pipeline.actions import Actions, Outgoing
 from services.platforms import onebot
+from services.worker_reads import worker_reads
 
 log = logging.getLogger("chatbus.pipeline")
 NAMESPACE = uuid.UUID("5f0b3c1e-6a43-4d55-9a3e-0c6a2b7f9d11")
@@ -63,6 +63,9 @@ class Pipeline:
         self.ctx = ctx
         self.ack_wait = ack_wait
         self.pool = ctx.store.pool
+        self.reads = worker_reads(ctx)
+        self._config_doc: object = None
+        self._config_builtins: dict[str, Any] = {}
         self.commands = CommandClient(ctx.nc, timeout=CHAT_TIMEOUT)
         self.actions = Actions(self.pool, self._command, jwt_secret)
         self.rng = rng  # tests pin the random-rate draw; else it is seeded by the message
@@ -157,13 +160,22 @@ class Pipeline:
 
     # ---- one message ----
 
+    def _config(self) -> dict[str, Any]:
+        """The config as the rules read it, converted once per config version (read-only)."""
+        cache = self.ctx.config
+        if self._config_doc is not cache.document:
+            self._config_doc = cache.document
+            self._config_builtins = msgspec.to_builtins(cache.document)
+        return self._config_builtins
+
     async def process(self, msg: InboundMessage) -> None:
-        config: dict[str, Any] = msgspec.to_builtins(self.ctx.config.document)
+        config = self._config()
         group = await self._group(msg, config)
         rng = self.rng or rules.seeded_rng(msg.dedup_id)
         verdict = rules.decide(msg, config, group, rng)
         usage = rules.usage_keys(msg, group) if verdict.action == "chat" else []
-        refused = await store.claim(self.pool, msg.dedup_id, msg.platform_id, usage, dt.date.today())
+        claimed = await store.claim(self.pool, msg.dedup_id, msg.platform_id, usage, dt.date.today())
+        refused, first = claimed
         if verdict.action == "ignore":
             return
         conversation = rules.conversation_id(msg, config["context"]["isolation"])
@@ -172,17 +184,18 @@ class Pipeline:
             if out is None:  # not a built-in: a chat message that starts with the prefix
                 verdict = rules.Verdict("chat", text=msg.text)
             else:
-                await self.deliver(msg, out)
+                await self.deliver(msg, out, first=first)
                 return
         if refused:
             await self.deliver(
-                msg, [Outgoing(msg.message_type, self._target(msg), "今天的使用次数已用完，明天再来吧。")]
+                msg, [Outgoing(msg.message_type, self._target(msg), "今天的使用次数已用完，明天再来吧。")], first=first
             )
             return
         async with self._turn_lock(conversation):
             text = await self._chat(msg, verdict.text, conversation, group)
         target = self._target(msg)
-        await self.deliver(msg, [Outgoing(msg.message_type, target, part) for part in rules.split_reply(text)])
+        parts = [Outgoing(msg.message_type, target, part) for part in rules.split_reply(text)]
+        await self.deliver(msg, parts, first=first)
 
     @contextlib.asynccontextmanager
     async def _turn_lock(self, conversation: str) -> AsyncIterator[None]:
@@ -201,7 +214,7 @@ class Pipeline:
     async def _group(self, msg: InboundMessage, config: dict[str, Any]) -> dict[str, Any] | None:
         if msg.group_id is None:
             return None
-        stored = await group_queries.get_group(self.pool, msg.group_id)
+        stored = await self.reads.group(msg.group_id)
         return effective_config(msg.group_id, stored["overrides"] if stored else {}, config)
 
     @staticmethod
@@ -216,9 +229,11 @@ class Pipeline:
             payload=payload,
         )
         try:
-            return await self.commands.send(domain, action, envelope)
-        except (BusUnavailable, BusTimeout) as exc:
-            raise Retry(f"{domain}.{action}: {exc}") from exc
+            async with asyncio.timeout(CHAT_TIMEOUT):  # (the bus client's own timeout when sent over NATS)
+                local = await self.reads.call_local(f"{domain}.{action}", envelope)
+            return local if local is not None else await self.commands.send(domain, action, envelope)
+        except (BusUnavailable, BusTimeout, TimeoutError) as exc:
+            raise Retry(f"{domain}.{action}: {exc!r}") from exc
 
     async def _chat(self, msg: InboundMessage, text: str, conversation: str, group: dict[str, Any] | None) -> str:
         payload = {
@@ -239,9 +254,10 @@ class Pipeline:
         log.warning("pipeline: chat turn for %s failed: %s", msg.dedup_id, error)
         return "抱歉，现在无法回复，请稍后再试。"
 
-    async def deliver(self, msg: InboundMessage, parts: list[Outgoing]) -> None:
-        """Send the parts not yet sent for this message; in groups the first one quotes it."""
-        done = await store.sent_parts(self.pool, msg.dedup_id)
+    async def deliver(self, msg: InboundMessage, parts: list[Outgoing], *, first: bool = False) -> None:
+        """Send the parts not yet sent for this message (on its first delivery: none); in groups the
+        first one quotes it."""
+        done = 0 if first else await store.sent_parts(self.pool, msg.dedup_id)
         for index, part in enumerate(parts):
             if index < done:
                 continue

@@ -68,12 +68,16 @@ async def onebot_candidates(conn: Conn, self_id: str) -> list[tuple[str, dict[st
     return [(r["id"], {"type": r["type"], "enabled": r["enabled"], "config": r["config"]}) for r in rows]
 
 
-async def bump(conn: Conn, platform_id: str, *, received: int = 0, sent: int = 0, errors: int = 0) -> None:
-    await conn.execute(
-        """INSERT INTO platform_stats (platform_id, received, sent, errors, last_event_at)
+# $1 platform id, $2 received, $3 sent, $4 errors; a caller may put a data-modifying WITH before it.
+BUMP = """INSERT INTO platform_stats (platform_id, received, sent, errors, last_event_at)
            VALUES ($1, $2, $3, $4, now())
            ON CONFLICT (platform_id) DO UPDATE SET received = platform_stats.received + $2,
-             sent = platform_stats.sent + $3, errors = platform_stats.errors + $4, last_event_at = now()""",
+             sent = platform_stats.sent + $3, errors = platform_stats.errors + $4, last_event_at = now()"""
+
+
+async def bump(conn: Conn, platform_id: str, *, received: int = 0, sent: int = 0, errors: int = 0) -> None:
+    await conn.execute(
+        BUMP,
         platform_id,
         received,
         sent,

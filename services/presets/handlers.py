@@ -8,7 +8,16 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, fold_stream, payload_of
+from bus.eventstore import (
+    Decision,
+    Handler,
+    StreamAppend,
+    event_from_struct,
+    fold_cached,
+    fold_stream,
+    payload_of,
+    remembered_row,
+)
 from schemas.envelope import CommandEnvelope
 from schemas.errors import DomainError
 from schemas.presets import (
@@ -19,12 +28,18 @@ from schemas.presets import (
     SetDefaultPreset,
     UpdatePreset,
 )
-from services.presets import domain, queries
+from services.presets import domain, projection, queries
 from services.presets.domain import DEFAULT_STREAM, DefaultState, PresetState, stream_id
 
 
 async def load_preset(conn: asyncpg.Connection, preset_id: str) -> PresetState:
     return await fold_stream(conn, stream_id(preset_id), PresetState(preset_id), domain.evolve, domain.EVENTS)
+
+
+async def decide_on(conn: asyncpg.Connection, preset_id: str, *, new: bool = False) -> PresetState:
+    """The state of a preset the decision appends to: from the worker's stream cache when it has it
+    (checked by the append's expected version); a create assumes a new stream (`new`)."""
+    return await fold_cached(conn, stream_id(preset_id), PresetState(preset_id), domain.evolve, domain.EVENTS, new=new)
 
 
 async def load_default(conn: asyncpg.Connection) -> DefaultState:
@@ -37,21 +52,23 @@ def _append(state: PresetState, events: Sequence[msgspec.Struct]) -> StreamAppen
 
 def _read_back(preset_id: str) -> Callable[[asyncpg.Connection], Awaitable[Any]]:
     async def after(conn: asyncpg.Connection) -> Any:
-        return await queries.get_preset(conn, preset_id)
+        # The row the inline projection just wrote, else read back (a decision that appended nothing).
+        written = remembered_row(projection.written_key(preset_id))
+        return queries.row_to_preset(written) if written is not None else await queries.get_preset(conn, preset_id)
 
     return after
 
 
 async def create(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     cmd = payload_of(envelope, CreatePreset)
-    state = await load_preset(conn, cmd.id)
+    state = await decide_on(conn, cmd.id, new=True)
     events = domain.decide_create(state, cmd.fields, cmd.type)
     return Decision([_append(state, events)], after=_read_back(cmd.id))
 
 
 async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     cmd = payload_of(envelope, UpdatePreset)
-    state = await load_preset(conn, cmd.id)
+    state = await decide_on(conn, cmd.id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_update(state, cmd.changes, expected)
     return Decision([_append(state, events)], after=_read_back(cmd.id))
@@ -59,7 +76,7 @@ async def update(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
 
 async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
     cmd = payload_of(envelope, DeletePreset)
-    state = await load_preset(conn, cmd.id)
+    state = await decide_on(conn, cmd.id)
     expected = cmd.expected_version if cmd.expected_version is not None else envelope.expected_version
     events = domain.decide_delete(state, expected)
     return Decision([_append(state, events)], result={"id": cmd.id, "deleted": True})

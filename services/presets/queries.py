@@ -22,10 +22,12 @@ SORTABLE = {
     "category": "category",
 }
 
-_SELECT = (
-    "SELECT id, name, description, category, system_prompt, model, model_params, persona, context, tools,"
-    " type, is_default, enabled, created_at, updated_at, version FROM presets"
+# Every column of a Preset (also what the projection returns from its writes).
+COLUMNS = (
+    "id, name, description, category, system_prompt, model, model_params, persona, context, tools,"
+    " type, is_default, enabled, created_at, updated_at, version"
 )
+_SELECT = f"SELECT {COLUMNS} FROM presets"
 
 
 def row_to_preset(row: asyncpg.Record) -> Preset:

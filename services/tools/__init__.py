@@ -17,6 +17,7 @@ from services.tools.mcp.commands import McpCommands
 from services.tools.mcp.runtime import McpRuntime
 from services.tools.registry import SOURCE_FACTORIES, ToolRegistry
 from services.tools.service import ToolService
+from services.worker_reads import worker_reads
 
 
 def build_registry(ctx: WorkerContext, *extra: McpRuntime) -> ToolRegistry:
@@ -46,9 +47,12 @@ def start_mcp(ctx: WorkerContext) -> McpRuntime:
 
 def worker_handlers(ctx: WorkerContext) -> Mapping[str, CommandFn]:
     mcp = start_mcp(ctx)
+    reads = worker_reads(ctx)
+    service = ToolService(ctx.store, ctx.nc, ctx.config, build_registry(ctx, mcp), reads)
+    reads.local.update({"tools.list": service.list, "tools.call": service.call})  # a chat turn's shortcut
     return {
         **transactional(handlers.HANDLERS)(ctx),
-        **ToolService(ctx.store, ctx.nc, ctx.config, build_registry(ctx, mcp)).handlers(),
+        **service.handlers(),
         **McpCommands(ctx.store, mcp).handlers(),
     }
 

@@ -23,10 +23,9 @@ from schemas.errors import DomainError
 from schemas.presets import PresetTools
 from schemas.tools import Caller, CallTool, ListTools, SetAllTools, SetDangerous, ToolInfo
 from services.config.cache import ConfigCache
-from services.group_admin import queries as group_queries
-from services.presets import queries as preset_queries
 from services.tools import domain, handlers, policy, queries
 from services.tools.registry import CallContext, ToolDef, ToolError, ToolRegistry
+from services.worker_reads import TOOL_SETTINGS, WorkerReads
 
 log = logging.getLogger("chatbus.tools")
 
@@ -62,11 +61,14 @@ def _bounded(result: Any) -> Any:
 
 
 class ToolService:
-    def __init__(self, store: EventStore, nc: NATS, config: ConfigCache, registry: ToolRegistry) -> None:
+    def __init__(
+        self, store: EventStore, nc: NATS, config: ConfigCache, registry: ToolRegistry, reads: WorkerReads
+    ) -> None:
         self.store = store
         self.nc = nc
         self.config = config
         self.registry = registry
+        self.reads = reads
 
     def handlers(self) -> dict[str, CommandFn]:
         return {
@@ -86,18 +88,20 @@ class ToolService:
         return Caller()
 
     async def _context(self, cmd: CallTool) -> tuple[PresetTools | None, dict[str, Any] | None]:
-        pool = self.store.pool
-        preset = await preset_queries.get_preset(pool, cmd.preset_id) if cmd.preset_id else None
-        group = await group_queries.get_group(pool, cmd.group_id) if cmd.group_id else None
+        preset = await self.reads.preset(cmd.preset_id) if cmd.preset_id else None
+        group = await self.reads.group(cmd.group_id) if cmd.group_id else None
         overrides = group["overrides"].get("tools") if group else None
         return (preset.tools if preset else None), (overrides if isinstance(overrides, dict) else None)
+
+    async def _settings(self) -> policy.ToolSettings:
+        return await self.reads.get(TOOL_SETTINGS, None, queries.settings)
 
     async def list(self, envelope: CommandEnvelope) -> CommandReply:
         try:
             cmd = msgspec.convert(envelope.payload, ListTools)
         except msgspec.ValidationError as exc:
             return error_reply(DomainError("INVALID_ARGS", f"bad payload: {exc}"))
-        settings = await queries.settings(self.store.pool)
+        settings = await self._settings()
         tools = self.registry.tools()
         if cmd.usable_by is not None:
             preset, group = await self._context(cmd.usable_by)
@@ -121,7 +125,7 @@ class ToolService:
             return error_reply(DomainError("TOOL_NOT_FOUND", f"tool '{cmd.name}' not found"))
         tool, source = found
         preset, group = await self._context(cmd)
-        settings = await queries.settings(self.store.pool)
+        settings = await self._settings()
         global_tools = self.config.document.tools
         caller = self._caller(cmd, envelope)
         try:
