@@ -159,3 +159,22 @@ async def test_an_update_of_constants_is_overwritten_by_the_next_of_its_row_only
         assert undeclared == unbatched
         assert writes is not None and writes.overwritten == 0
     assert ("s0", 7, "after") in unbatched["items"] and ("s1", 8, "read") in unbatched["items"]
+
+
+# Touches its stream's item and the shared totals row (as a chat message: its conversation, channel_stats).
+COUNT_ITEM = """WITH i AS (UPDATE items SET n = n + 1 WHERE id = $1)
+                INSERT INTO totals AS t (name, sum, calls) VALUES ($2, $3, 1)
+                ON CONFLICT (name) DO UPDATE SET sum = t.sum + EXCLUDED.sum, calls = t.calls + 1"""
+
+
+async def test_a_statement_keeps_its_stream_scope_on_its_own_tables_only(pool: asyncpg.Pool) -> None:
+    ops: list[Op] = []
+    for i in range(30):
+        ops.append((f"s{i}", INSERT_ITEM, (f"s{i}", i)))
+        ops.append((f"s{i}", COUNT_ITEM, (f"s{i}", "all", 0.1 + 1e-9 * i)))
+    async with pool.acquire() as conn:
+        unbatched, _ = await run_script(conn, ops, buffered=False, per_stream=frozenset())
+        for per_stream, round_trips in ((frozenset({"items", "parts"}), 2), (frozenset(), 60)):
+            batched, writes = await run_script(conn, ops, buffered=True, per_stream=per_stream)
+            assert batched == unbatched
+            assert writes is not None and writes.round_trips == round_trips, per_stream
