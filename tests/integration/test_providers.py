@@ -775,3 +775,19 @@ async def test_http_clients_serve_real_calls(fake: FakeProvider) -> None:
         assert result.content == "pooled"
     finally:
         await clients.aclose()
+
+
+async def test_http_clients_keep_no_cookie_a_provider_sets(fake: FakeProvider) -> None:
+    # A client is shared by every channel of a proxy setting: a cookie one response sets must not ride
+    # along on the next call (to this provider or another channel's), and keys are the only auth.
+    clients = HttpClients()
+    try:
+        tgt = target(fake)
+        http = clients.client_for(tgt)
+        fake.script(status(429, headers={"set-cookie": "session=abc123; Path=/"}), reply("second"))
+        await fail(adapter(fake).complete(http, tgt, chat(fake, "one")))
+        assert (await adapter(fake).complete(http, tgt, chat(fake, "two"))).content == "second"
+        assert [r.headers.get("cookie") for r in fake.requests] == [None, None]
+        assert not http.cookies
+    finally:
+        await clients.aclose()

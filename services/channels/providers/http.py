@@ -94,6 +94,32 @@ def decode_or_raise(decoder: msgspec.json.Decoder[T], body: bytes, target: Provi
         raise bad_response(target, f"malformed response: {exc}; body starts {body[:200]!r}") from exc
 
 
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing a response sets. The providers authenticate by key and need no cookie,
+    and a client is shared by every channel of a proxy setting, so a cookie one provider set must not
+    ride along on another channel's calls. It also spares each response httpx's cookie extraction
+    (a urllib Request built per response: a few % of a worker's CPU at high turn rates)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """`httpx.AsyncClient` with cookie persistence off (`_NoCookies`); otherwise unchanged."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._jar = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._jar = _NoCookies(cookies)
+
+
 class HttpClients:
     """One pooled `httpx.AsyncClient` per proxy setting, so channels share connections (and TLS sessions)
     to a provider instead of opening one per call. Timeouts are per request, from each target.
@@ -110,9 +136,9 @@ class HttpClients:
         client = self._clients.get(key)
         if client is None or client.is_closed:
             if key is None:
-                client = httpx.AsyncClient(trust_env=True, limits=self._limits)
+                client = _CookielessClient(trust_env=True, limits=self._limits)
             else:
-                client = httpx.AsyncClient(proxy=key, limits=self._limits)
+                client = _CookielessClient(proxy=key, limits=self._limits)
             self._clients[key] = client
         return client
 
