@@ -11,6 +11,7 @@ import httpx
 import msgspec
 
 from schemas.llm import ProviderTarget
+from services.channels.providers.aiohttp_transport import AiohttpTransport
 from services.channels.providers.errors import (
     bad_response,
     error_from_payload,
@@ -136,7 +137,11 @@ class HttpClients:
         client = self._clients.get(key)
         if client is None or client.is_closed:
             if key is None:
-                client = _CookielessClient(trust_env=True, limits=self._limits)
+                # aiohttp below (see aiohttp_transport); a proxy from the environment still gets
+                # httpx's own transport, as a channel's own proxy does.
+                client = _CookielessClient(
+                    trust_env=True, limits=self._limits, transport=AiohttpTransport(self._limits)
+                )
             else:
                 client = _CookielessClient(proxy=key, limits=self._limits)
             self._clients[key] = client
