@@ -24,9 +24,21 @@ T = TypeVar("T")
 
 
 def timeout_for(target: ProviderTarget) -> httpx.Timeout:
-    connect = target.connect_timeout_ms / 1000
-    read = target.read_timeout_ms / 1000
+    return _timeout(target.connect_timeout_ms, target.read_timeout_ms)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(connect_ms: int, read_ms: int) -> httpx.Timeout:
+    # Immutable, and a handful of distinct settings: built once each rather than per call.
+    connect = connect_ms / 1000
+    read = read_ms / 1000
     return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+
+@functools.lru_cache(maxsize=1024)
+def parsed_url(url: str) -> httpx.URL:
+    """An endpoint's URL parsed once (httpx.URL is immutable): httpx parses a string on every call."""
+    return httpx.URL(url)
 
 
 @functools.lru_cache(maxsize=256)
@@ -74,7 +86,7 @@ async def request_bytes(
     """One non-streamed call; the 2xx body, or a ProviderError."""
     try:
         response = await http.request(
-            method, url, content=body, headers=headers, params=params, timeout=timeout_for(target)
+            method, parsed_url(url), content=body, headers=headers, params=params, timeout=timeout_for(target)
         )
     except httpx.TransportError as exc:
         raise transport_error(exc, target) from exc
