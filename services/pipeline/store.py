@@ -20,13 +20,13 @@ class Claim(NamedTuple):
 # A message that uses no daily counter (no limit set, a private chat, a command) is claimed in one
 # statement, one round trip: recorded once, counted as received only when this statement recorded
 # it, and the conversation's preset read along. $1 dedup id, $2 platform id, $3 conversation id.
-_CLAIM_UNCOUNTED = """
+_CLAIM_UNCOUNTED = f"""
 WITH ins AS (
     INSERT INTO pipeline_messages (dedup_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true AS first
 ), stats AS (
-    INSERT INTO platform_stats (platform_id, received, sent, errors, last_event_at)
-    SELECT $2, 1, 0, 0, now() WHERE EXISTS (SELECT FROM ins)
-    ON CONFLICT (platform_id) DO UPDATE SET received = platform_stats.received + 1, last_event_at = now()
+    INSERT INTO platform_stats (platform_id, shard, received, sent, errors, last_event_at)
+    SELECT $2, floor(random() * {platform_queries.STATS_SHARDS}), 1, 0, 0, now() WHERE EXISTS (SELECT FROM ins)
+    ON CONFLICT (platform_id, shard) DO UPDATE SET received = platform_stats.received + 1, last_event_at = now()
 )
 SELECT (SELECT first FROM ins) AS first,
        (SELECT preset_id FROM pipeline_presets WHERE conversation_id = $3) AS preset_id"""
