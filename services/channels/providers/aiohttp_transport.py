@@ -6,6 +6,9 @@ core against the bench's instant LLM, ~0.45 ms of CPU per call at 1 in flight an
 (its pool's request assignment grows with the number waiting), against ~0.2 ms for aiohttp (C parser,
 plain asyncio) at both. At the turn rates of a busy worker that was the largest single cost of a turn.
 
+Memory: importing aiohttp adds ~8.7 MiB RSS to a process, and nats-py imports it in every process
+whenever it is installed (its websocket transport), so the edge pays it too.
+
 aiohttp's errors are mapped to the httpx errors httpcore raises in the same situation, so
 `errors.transport_error` classifies them as before (timeout, connection, stream interrupted)."""
 
