@@ -14,6 +14,22 @@ from services.platforms import queries as platform_queries
 class Claim(NamedTuple):
     refused: bool  # the turn is refused for usage: the same answer on every delivery of the message
     first: bool  # this is the message's first delivery: none of its reply parts was sent yet
+    preset_id: str | None = None  # the preset the conversation switched to (when a conversation was asked)
+
+
+# A message that uses no daily counter (no limit set, a private chat, a command) is claimed in one
+# statement, one round trip: recorded once, counted as received only when this statement recorded
+# it, and the conversation's preset read along. $1 dedup id, $2 platform id, $3 conversation id.
+_CLAIM_UNCOUNTED = f"""
+WITH ins AS (
+    INSERT INTO pipeline_messages (dedup_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true AS first
+), stats AS (
+    INSERT INTO platform_stats (platform_id, shard, received, sent, errors, last_event_at)
+    SELECT $2, floor(random() * {platform_queries.STATS_SHARDS}), 1, 0, 0, now() WHERE EXISTS (SELECT FROM ins)
+    ON CONFLICT (platform_id, shard) DO UPDATE SET received = platform_stats.received + 1, last_event_at = now()
+)
+SELECT (SELECT first FROM ins) AS first,
+       (SELECT preset_id FROM pipeline_presets WHERE conversation_id = $3) AS preset_id"""
 
 
 async def _claim(
@@ -49,11 +65,26 @@ class _Refused(Exception):
 
 
 async def claim(
-    pool: asyncpg.Pool, dedup_id: str, platform_id: str, usage: list[tuple[str, int]], today: dt.date
+    pool: asyncpg.Pool,
+    dedup_id: str,
+    platform_id: str,
+    usage: list[tuple[str, int]],
+    today: dt.date,
+    conversation_id: str | None = None,
 ) -> Claim:
-    """`claim`, with a refusal rolled back and recorded on its own (nothing counted but `received`)."""
+    """`claim`, with a refusal rolled back and recorded on its own (nothing counted but `received`);
+    with `conversation_id`, the preset that conversation switched to is read along."""
+    if not usage:
+        row = await pool.fetchrow(_CLAIM_UNCOUNTED, dedup_id, platform_id, conversation_id)
+        preset = str(row["preset_id"]) if row["preset_id"] else None
+        if row["first"]:
+            return Claim(False, True, preset)
+        # A redelivery: the statement's snapshot may predate the row (a concurrent delivery that
+        # committed while the insert waited on it), so its refusal is read on its own.
+        refused = await pool.fetchval("SELECT refused FROM pipeline_messages WHERE dedup_id = $1", dedup_id)
+        return Claim(bool(refused), False, preset)
     try:
-        return await _claim(pool, dedup_id, platform_id, usage, today)
+        claimed = await _claim(pool, dedup_id, platform_id, usage, today)
     except _Refused:
         async with pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
@@ -64,6 +95,9 @@ async def claim(
             if inserted:
                 await platform_queries.bump(conn, platform_id, received=1)
         return Claim(True, bool(inserted))
+    if conversation_id is None or claimed.refused:
+        return claimed
+    return claimed._replace(preset_id=await chosen_preset(pool, conversation_id))
 
 
 async def sent_parts(pool: asyncpg.Pool, dedup_id: str) -> int:

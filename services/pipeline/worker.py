@@ -174,11 +174,13 @@ class Pipeline:
         rng = self.rng or rules.seeded_rng(msg.dedup_id)
         verdict = rules.decide(msg, config, group, rng)
         usage = rules.usage_keys(msg, group) if verdict.action == "chat" else []
-        claimed = await store.claim(self.pool, msg.dedup_id, msg.platform_id, usage, dt.date.today())
-        refused, first = claimed
         if verdict.action == "ignore":
+            await store.claim(self.pool, msg.dedup_id, msg.platform_id, usage, dt.date.today())
             return
         conversation = rules.conversation_id(msg, config["context"]["isolation"])
+        # The claim reads the conversation's chosen preset along (one round trip for both).
+        claimed = await store.claim(self.pool, msg.dedup_id, msg.platform_id, usage, dt.date.today(), conversation)
+        refused, first, preset_id = claimed
         if verdict.action == "command":
             out = await self.actions.run(msg, verdict.text, conversation, config)
             if out is None:  # not a built-in: a chat message that starts with the prefix
@@ -192,7 +194,7 @@ class Pipeline:
             )
             return
         async with self._turn_lock(conversation):
-            text = await self._chat(msg, verdict.text, conversation, group)
+            text = await self._chat(msg, verdict.text, conversation, group, preset_id)
         target = self._target(msg)
         parts = [Outgoing(msg.message_type, target, part) for part in rules.split_reply(text)]
         await self.deliver(msg, parts, first=first)
@@ -235,14 +237,16 @@ class Pipeline:
         except (BusUnavailable, BusTimeout, TimeoutError) as exc:
             raise Retry(f"{domain}.{action}: {exc!r}") from exc
 
-    async def _chat(self, msg: InboundMessage, text: str, conversation: str, group: dict[str, Any] | None) -> str:
+    async def _chat(
+        self, msg: InboundMessage, text: str, conversation: str, group: dict[str, Any] | None, preset_id: str | None
+    ) -> str:
         payload = {
             "message": text,
             "conversation_id": conversation,
             "user_id": msg.user_id,
             "group_id": msg.group_id,
             "platform": "qq",
-            "preset_id": await store.chosen_preset(self.pool, conversation),
+            "preset_id": preset_id,
         }
         reply = await self._command(msg, "chat", "send", payload)
         if reply.ok:

@@ -36,8 +36,14 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+# The counters are spread over a few rows per platform (see BUMP): summed here.
 _SELECT = """SELECT p.*, s.received, s.sent, s.errors, s.started_at, s.last_event_at
-             FROM platforms p LEFT JOIN platform_stats s ON s.platform_id = p.id"""
+             FROM platforms p LEFT JOIN (
+               SELECT platform_id, sum(received)::bigint AS received, sum(sent)::bigint AS sent,
+                      sum(errors)::bigint AS errors, min(started_at) AS started_at,
+                      max(last_event_at) AS last_event_at
+               FROM platform_stats GROUP BY platform_id
+             ) s ON s.platform_id = p.id"""
 
 
 async def get_platform(conn: Conn, platform_id: str) -> dict[str, Any] | None:
@@ -68,10 +74,13 @@ async def onebot_candidates(conn: Conn, self_id: str) -> list[tuple[str, dict[st
     return [(r["id"], {"type": r["type"], "enabled": r["enabled"], "config": r["config"]}) for r in rows]
 
 
+# Rows per platform the counters are spread over: concurrent bumps land on different rows, so they
+# neither queue on one row lock nor walk one row's chain of dead versions.
+STATS_SHARDS = 16
 # $1 platform id, $2 received, $3 sent, $4 errors; a caller may put a data-modifying WITH before it.
-BUMP = """INSERT INTO platform_stats (platform_id, received, sent, errors, last_event_at)
-           VALUES ($1, $2, $3, $4, now())
-           ON CONFLICT (platform_id) DO UPDATE SET received = platform_stats.received + $2,
+BUMP = f"""INSERT INTO platform_stats (platform_id, shard, received, sent, errors, last_event_at)
+           VALUES ($1, floor(random() * {STATS_SHARDS}), $2, $3, $4, now())
+           ON CONFLICT (platform_id, shard) DO UPDATE SET received = platform_stats.received + $2,
              sent = platform_stats.sent + $3, errors = platform_stats.errors + $4, last_event_at = now()"""
 
 

@@ -4,6 +4,7 @@ URL normalisation, secrets kept out of errors, custom headers and the per-proxy 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import json
@@ -71,8 +72,10 @@ async def fakes() -> AsyncIterator[Fakes]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+    # The client the workers use (aiohttp below httpx, no cookie jar), so every check here runs on it.
+    clients = HttpClients()
+    yield clients.client_for(ProviderTarget(adapter_type="openai", base_url="http://127.0.0.1"))
+    await clients.aclose()
 
 
 @pytest.fixture(autouse=True)
@@ -586,6 +589,24 @@ async def test_connection_refused(http: httpx.AsyncClient, protocol: Protocol) -
     assert KEY not in str(info.value)
 
 
+async def test_a_server_that_hangs_up_without_answering_is_a_connection_error(http: httpx.AsyncClient) -> None:
+    # Accepts, reads the request, closes: retryable like a refused connection (another key or channel).
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        tgt = ProviderTarget(adapter_type="openai", base_url=f"http://127.0.0.1:{port}", api_key=KEY)
+        request = ChatRequest(model=MODEL["openai"], messages=[ChatMessage(role="user", content="hi")])
+        error = await fail(ADAPTERS["openai"].complete(http, tgt, request))
+        assert (error.kind, error.status, error.retryable) == ("connection", None, True)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_malformed_json(fake: FakeProvider, http: httpx.AsyncClient) -> None:
     fake.script(garbage())
     error = await fail(adapter(fake).complete(http, target(fake), chat(fake)))
@@ -773,5 +794,21 @@ async def test_http_clients_serve_real_calls(fake: FakeProvider) -> None:
         tgt = target(fake)
         result = await adapter(fake).complete(clients.client_for(tgt), tgt, chat(fake, "pooled"))
         assert result.content == "pooled"
+    finally:
+        await clients.aclose()
+
+
+async def test_http_clients_keep_no_cookie_a_provider_sets(fake: FakeProvider) -> None:
+    # A client is shared by every channel of a proxy setting: a cookie one response sets must not ride
+    # along on the next call (to this provider or another channel's), and keys are the only auth.
+    clients = HttpClients()
+    try:
+        tgt = target(fake)
+        http = clients.client_for(tgt)
+        fake.script(status(429, headers={"set-cookie": "session=abc123; Path=/"}), reply("second"))
+        await fail(adapter(fake).complete(http, tgt, chat(fake, "one")))
+        assert (await adapter(fake).complete(http, tgt, chat(fake, "two"))).content == "second"
+        assert [r.headers.get("cookie") for r in fake.requests] == [None, None]
+        assert not http.cookies
     finally:
         await clients.aclose()

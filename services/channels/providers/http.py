@@ -11,6 +11,7 @@ import httpx
 import msgspec
 
 from schemas.llm import ProviderTarget
+from services.channels.providers.aiohttp_transport import AiohttpTransport
 from services.channels.providers.errors import (
     bad_response,
     error_from_payload,
@@ -23,9 +24,21 @@ T = TypeVar("T")
 
 
 def timeout_for(target: ProviderTarget) -> httpx.Timeout:
-    connect = target.connect_timeout_ms / 1000
-    read = target.read_timeout_ms / 1000
+    return _timeout(target.connect_timeout_ms, target.read_timeout_ms)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(connect_ms: int, read_ms: int) -> httpx.Timeout:
+    # Immutable, and a handful of distinct settings: built once each rather than per call.
+    connect = connect_ms / 1000
+    read = read_ms / 1000
     return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+
+@functools.lru_cache(maxsize=1024)
+def parsed_url(url: str) -> httpx.URL:
+    """An endpoint's URL parsed once (httpx.URL is immutable): httpx parses a string on every call."""
+    return httpx.URL(url)
 
 
 @functools.lru_cache(maxsize=256)
@@ -73,7 +86,7 @@ async def request_bytes(
     """One non-streamed call; the 2xx body, or a ProviderError."""
     try:
         response = await http.request(
-            method, url, content=body, headers=headers, params=params, timeout=timeout_for(target)
+            method, parsed_url(url), content=body, headers=headers, params=params, timeout=timeout_for(target)
         )
     except httpx.TransportError as exc:
         raise transport_error(exc, target) from exc
@@ -94,6 +107,32 @@ def decode_or_raise(decoder: msgspec.json.Decoder[T], body: bytes, target: Provi
         raise bad_response(target, f"malformed response: {exc}; body starts {body[:200]!r}") from exc
 
 
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing a response sets. The providers authenticate by key and need no cookie,
+    and a client is shared by every channel of a proxy setting, so a cookie one provider set must not
+    ride along on another channel's calls. It also spares each response httpx's cookie extraction
+    (a urllib Request built per response: a few % of a worker's CPU at high turn rates)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """`httpx.AsyncClient` with cookie persistence off (`_NoCookies`); otherwise unchanged."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._jar = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._jar = _NoCookies(cookies)
+
+
 class HttpClients:
     """One pooled `httpx.AsyncClient` per proxy setting, so channels share connections (and TLS sessions)
     to a provider instead of opening one per call. Timeouts are per request, from each target.
@@ -110,9 +149,13 @@ class HttpClients:
         client = self._clients.get(key)
         if client is None or client.is_closed:
             if key is None:
-                client = httpx.AsyncClient(trust_env=True, limits=self._limits)
+                # aiohttp below (see aiohttp_transport); a proxy from the environment still gets
+                # httpx's own transport, as a channel's own proxy does.
+                client = _CookielessClient(
+                    trust_env=True, limits=self._limits, transport=AiohttpTransport(self._limits)
+                )
             else:
-                client = httpx.AsyncClient(proxy=key, limits=self._limits)
+                client = _CookielessClient(proxy=key, limits=self._limits)
             self._clients[key] = client
         return client
 

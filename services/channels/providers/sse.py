@@ -15,7 +15,7 @@ from services.channels.providers.errors import (
     parse_error_body,
     transport_error,
 )
-from services.channels.providers.http import timeout_for
+from services.channels.providers.http import parsed_url, timeout_for
 
 if TYPE_CHECKING:
     from services.channels.providers.stream import StreamAssembler
@@ -64,7 +64,9 @@ async def sse_stream(
     """POST and yield the answer's SSE events. Close it (contextlib.aclosing) to release the connection."""
     started = False
     try:
-        async with http.stream("POST", url, content=body, headers=headers, timeout=timeout_for(target)) as response:
+        async with http.stream(
+            "POST", parsed_url(url), content=body, headers=headers, timeout=timeout_for(target)
+        ) as response:
             if not 200 <= response.status_code < 300:
                 await response.aread()
                 raise error_from_response(response, target)
