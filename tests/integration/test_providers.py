@@ -812,3 +812,37 @@ async def test_http_clients_keep_no_cookie_a_provider_sets(fake: FakeProvider) -
         assert not http.cookies
     finally:
         await clients.aclose()
+
+
+async def test_a_proxy_in_the_environment_carries_the_calls_of_channels_without_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP(S)_PROXY is how many deployments reach a provider at all; the fast transport must not bypass it."""
+    seen: list[bytes] = []
+    body = b'{"object":"list","data":[]}'
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head.split(b"\r\n", 1)[0])
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
+    clients = HttpClients()
+    try:
+        target = ProviderTarget(adapter_type="openai", base_url="http://upstream.invalid/v1", api_key=KEY)
+        response = await clients.client_for(target).get("http://upstream.invalid/v1/models")
+        assert response.status_code == 200
+        assert seen == [b"GET http://upstream.invalid/v1/models HTTP/1.1"]
+    finally:
+        await clients.aclose()
+        server.close()
+        await server.wait_closed()

@@ -1,6 +1,6 @@
 """What each role's process imports (issue 13: idle RSS): a worker carries no edge code, and no process
-loads the MCP SDK or pydantic until an MCP server or plugin actually runs. Checked in a fresh
-interpreter, since this test process has imported everything already."""
+loads the MCP SDK or pydantic until an MCP server or plugin actually runs, nor aiohttp before its first
+LLM call. Checked in a fresh interpreter, since this test process has imported everything already."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("mcp", "pydantic", "starlette", "rich", "pygments")
+HEAVY = ("mcp", "pydantic", "starlette", "rich", "pygments", "aiohttp")
 EDGE_ONLY = ("api", "litestar", "uvicorn")
 
 

@@ -4,6 +4,7 @@ non-streamed call, and the pooled clients (one per proxy setting) the adapters r
 from __future__ import annotations
 
 import functools
+import urllib.request
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -11,7 +12,6 @@ import httpx
 import msgspec
 
 from schemas.llm import ProviderTarget
-from services.channels.providers.aiohttp_transport import AiohttpTransport
 from services.channels.providers.errors import (
     bad_response,
     error_from_payload,
@@ -133,6 +133,12 @@ class _CookielessClient(httpx.AsyncClient):
         self._jar = _NoCookies(cookies)
 
 
+def _environment_proxies() -> bool:
+    """Does the environment name a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, any case)? httpx reads
+    the same variables through urllib."""
+    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
+
+
 class HttpClients:
     """One pooled `httpx.AsyncClient` per proxy setting, so channels share connections (and TLS sessions)
     to a provider instead of opening one per call. Timeouts are per request, from each target.
@@ -148,12 +154,17 @@ class HttpClients:
         key = target.proxy or None
         client = self._clients.get(key)
         if client is None or client.is_closed:
-            if key is None:
-                # aiohttp below (see aiohttp_transport); a proxy from the environment still gets
-                # httpx's own transport, as a channel's own proxy does.
+            if key is None and not _environment_proxies():
+                # aiohttp below (see aiohttp_transport), imported on the first call: an idle process
+                # does not carry it. httpx ignores HTTP(S)_PROXY for a client given its own transport,
+                # so with a proxy in the environment the client keeps httpx's transport (trust_env).
+                from services.channels.providers.aiohttp_transport import AiohttpTransport
+
                 client = _CookielessClient(
                     trust_env=True, limits=self._limits, transport=AiohttpTransport(self._limits)
                 )
+            elif key is None:
+                client = _CookielessClient(trust_env=True, limits=self._limits)
             else:
                 client = _CookielessClient(proxy=key, limits=self._limits)
             self._clients[key] = client
