@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
-from bus.commandlog import record_and_commit, rollback, stored_result
+from bus.commandlog import record_and_commit, rollback, stored_result, stored_results
 from bus.events import EventCatalog
 from bus.streamcache import Attempt, Folded, StreamCache, current_attempt
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
@@ -236,7 +236,7 @@ class EventStore:
         """The replies of those commands that already committed (the steps of a multi-step command),
         by command id; a step stored for another request under the same key answers CONFLICT."""
         async with self.pool.acquire() as conn:
-            return {e.command_id: stored for e in envelopes if (stored := await stored_result(conn, e)) is not None}
+            return await stored_results(conn, envelopes)
 
     async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
         """Decide and persist one command, once. A retried command id returns the stored reply."""

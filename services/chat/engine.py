@@ -87,7 +87,8 @@ class ChatEngine:
         failure: DomainError | None = None
         try:
             plan = await plan_turn(self.reads, self.config.document, cmd)
-            history = await recent_history(self.reads.pool, cmd, plan)
+            # A conversation the edge just drew has no history (and a wrong claim only costs context).
+            history = [] if cmd.new_conversation else await recent_history(self.reads.pool, cmd, plan)
         except DomainError as exc:
             failure = exc
         except BaseException:
