@@ -102,7 +102,9 @@ async def stream_turn(
         try:
             while True:
                 try:
-                    frame = await asyncio.wait_for(frames.get(), SILENCE_LIMIT)
+                    # A timeout scope, not wait_for: no task of its own for every frame.
+                    async with asyncio.timeout(SILENCE_LIMIT):
+                        frame = await frames.get()
                 except TimeoutError:
                     # No token and no keepalive: the worker holding the turn is gone. The client may retry
                     # with the same Idempotency-Key; the turn is then neither repeated nor answered twice.
