@@ -5,7 +5,7 @@ is decoded strictly (`enabled: 0` is not a boolean).
 Litestar itself converts `data` with `msgspec.convert(..., strict=False)` (it shares that path with query
 strings, where "1" must become 1), and lets a decoder's UnicodeDecodeError or RecursionError escape as a
 500. This hook runs after the guards and before Litestar reads `data`, decodes the body strictly once and
-answers 400 itself; Litestar then reads the same cached body."""
+answers 400 itself; Litestar's `data` is then that decoded value (no second parse)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.enums import RequestEncodingType
+from litestar.types import Empty
+from litestar.utils.scope.state import ScopeState
 
 from api.envelope import MISSING_FIELD, ApiError
 
@@ -104,7 +106,7 @@ async def check_request_body(request: Request[Any, Any, Any]) -> None:
     check_json_bytes(raw)
     if rule.decoder is not None:
         try:
-            rule.decoder.decode(raw)
+            decoded = rule.decoder.decode(raw)
         except msgspec.ValidationError as exc:
             details = _details(exc)
             raise ApiError(
@@ -112,6 +114,12 @@ async def check_request_body(request: Request[Any, Any, Any]) -> None:
             ) from exc
         except msgspec.DecodeError as exc:
             raise ApiError("VALIDATION_ERROR", f"the body is not valid JSON: {exc}") from exc
+        # Litestar's `request.json()` answers from the connection state when it is set: the handler's
+        # `data` is then this value (msgspec.convert passes an instance of the target type through)
+        # instead of a second parse of the body and a conversion of the result.
+        state = ScopeState.from_scope(request.scope)
+        if state.json is Empty:
+            state.json = decoded
 
 
 async def json_object_body(request: Request[Any, Any, Any], *, max_bytes: int) -> dict[str, Any]:

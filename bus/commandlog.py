@@ -6,6 +6,8 @@ A command id seen again returns the stored reply; the same Idempotency-Key sent 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import msgspec
@@ -24,8 +26,22 @@ async def stored_result(conn: asyncpg.Connection, envelope: CommandEnvelope) -> 
     row = await conn.fetchrow(
         "SELECT result, request_hash FROM processed_commands WHERE command_id = $1", envelope.command_id
     )
-    if row is None:
-        return None
+    return None if row is None else _stored(row, envelope)
+
+
+async def stored_results(
+    conn: asyncpg.Connection, envelopes: Sequence[CommandEnvelope]
+) -> dict[uuid.UUID, CommandReply]:
+    """`stored_result` of several commands in one query, by command id (those not processed are absent)."""
+    by_id = {e.command_id: e for e in envelopes}
+    rows = await conn.fetch(
+        "SELECT command_id, result, request_hash FROM processed_commands WHERE command_id = ANY($1::uuid[])",
+        list(by_id),
+    )
+    return {row["command_id"]: _stored(row, by_id[row["command_id"]]) for row in rows}
+
+
+def _stored(row: asyncpg.Record, envelope: CommandEnvelope) -> CommandReply:
     if row["request_hash"] != envelope.request_hash:
         return CommandReply(
             ok=False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -66,19 +66,39 @@ class CommandClient:
         return True
 
     async def _request(self, domain: str, subject: str, data: bytes, timeout: float) -> bytes:
-        request = asyncio.ensure_future(self.nc.request(subject, data, timeout=timeout))
+        """The reply's data. Still unanswered after LIVENESS_AFTER, a timer asks (again every
+        LIVENESS_AFTER) whether any worker serves the domain; none left cancels the wait: BusUnavailable.
+        A timer rather than a task of its own and `asyncio.wait` per command: this is every write's path."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        state: dict[str, Any] = {"done": False, "gone": False, "probe": None}
+
+        def check() -> None:
+            probe = state["probe"] = asyncio.ensure_future(self._served(domain))
+            probe.add_done_callback(verdict)
+
+        def verdict(probe: asyncio.Future[bool]) -> None:
+            if state["done"]:
+                return
+            served = probe.cancelled() or probe.exception() is not None or probe.result()
+            if served:
+                state["timer"] = loop.call_later(LIVENESS_AFTER, check)
+            else:
+                state["gone"] = True
+                task.cancel()
+
+        state["timer"] = loop.call_later(LIVENESS_AFTER, check)
         try:
-            while True:
-                done, _ = await asyncio.wait({request}, timeout=LIVENESS_AFTER)
-                if done:
-                    return request.result().data
-                if not await self._served(domain):
-                    raise BusUnavailable(f"the worker serving {domain} went away before answering")
+            msg = await self.nc.request(subject, data, timeout=timeout)
+            return msg.data
+        except asyncio.CancelledError:
+            if state["gone"] and task.uncancel() == 0:
+                raise BusUnavailable(f"the worker serving {domain} went away before answering") from None
+            raise
         finally:
-            if not request.done():
-                request.cancel()
-                with contextlib.suppress(BaseException):
-                    await request
+            state["done"] = True
+            state["timer"].cancel()
 
     async def send(
         self,

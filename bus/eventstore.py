@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
-from bus.commandlog import record_and_commit, rollback, stored_result
+from bus.commandlog import record_and_commit, rollback, stored_result, stored_results
 from bus.events import EventCatalog
 from bus.streamcache import Attempt, Folded, StreamCache, current_attempt
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
@@ -236,10 +236,14 @@ class EventStore:
         """The replies of those commands that already committed (the steps of a multi-step command),
         by command id; a step stored for another request under the same key answers CONFLICT."""
         async with self.pool.acquire() as conn:
-            return {e.command_id: stored for e in envelopes if (stored := await stored_result(conn, e)) is not None}
+            return await stored_results(conn, envelopes)
 
-    async def execute(self, envelope: CommandEnvelope, handler: Handler) -> CommandReply:
-        """Decide and persist one command, once. A retried command id returns the stored reply."""
+    async def execute(self, envelope: CommandEnvelope, handler: Handler, *, record: bool = True) -> CommandReply:
+        """Decide and persist one command, once. A retried command id returns the stored reply.
+
+        `record=False` leaves the command out of processed_commands (the COMMIT goes alone): only for
+        a command whose id can never come again, so no one would ask for its stored reply (a step of
+        a chat turn sent without an Idempotency-Key, see services/chat/engine.py may_be_retried)."""
         trusting = True  # may decide on cached stream state; off after a conflict
         for attempt in range(MAX_CONFLICT_RETRIES):
             tried = Attempt(self.streams, trusting)
@@ -248,7 +252,7 @@ class EventStore:
                 # a duplicate that decides cleanly again is stopped by the processed_commands key
                 # at the end, which rolls its events back. One query less on the common path.
                 async with self.pool.acquire() as conn:
-                    return await self._attempt(conn, envelope, handler, tried)
+                    return await self._attempt(conn, envelope, handler, tried, record)
             except (VersionConflict, asyncpg.UniqueViolationError, asyncpg.SerializationError):
                 tried.forget()
                 trusting = False
@@ -280,7 +284,7 @@ class EventStore:
         return await handler(conn, envelope)
 
     async def _attempt(
-        self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler, tried: Attempt
+        self, conn: asyncpg.Connection, envelope: CommandEnvelope, handler: Handler, tried: Attempt, record: bool
     ) -> CommandReply:
         token = current_attempt.set(tried)  # for fold_cached and the projections' remembered rows
         # BEGIN and COMMIT by hand: the processed_commands row and the COMMIT then go in one round trip.
@@ -300,7 +304,11 @@ class EventStore:
                     await project(conn, event)
             result = await decision.after(conn) if decision.after else decision.result
             reply = CommandReply(ok=True, result=msgspec.to_builtins(result), version=decision.new_version)
-            await record_and_commit(conn, envelope, decision.appends[0].stream_id if decision.appends else None, reply)
+            if record:
+                stream_id = decision.appends[0].stream_id if decision.appends else None
+                await record_and_commit(conn, envelope, stream_id, reply)
+            else:
+                await conn.execute("COMMIT")
         except BaseException:
             await rollback(conn)
             raise

@@ -54,6 +54,10 @@ class SendChat(msgspec.Struct, kw_only=True):
     model: str | None = None
     channel_id: str | None = None
     stream_subject: str | None = None  # where token deltas go (chat.stream.<requestId>)
+    # The edge drew this conversation's id at random for this turn: nothing is stored under it yet,
+    # so the worker reads neither its head nor its history. A wrong claim costs a conflict and a
+    # retry on the real head (the unique stream version still decides), never a misplaced write.
+    new_conversation: bool = False
 
 
 class StartConversation(msgspec.Struct, kw_only=True):

@@ -41,10 +41,20 @@ def new_conversation_id(request: Request[Any, Any, Any] | None = None) -> str:
     return f"web:{uuid.uuid4().hex}"
 
 
-def _payload(body: ChatBody, conversation_id: str) -> dict[str, Any]:
+def conversation_for(request: Request[Any, Any, Any], given: str | None) -> tuple[str, bool]:
+    """The turn's conversation id, and whether it was just drawn at random (so nothing is stored under
+    it: the worker skips reading it back). An Idempotency-Key's id may come again, so it is not new."""
+    if given:
+        return given, False
+    return new_conversation_id(request), commands.idempotency_key(request) is None
+
+
+def _payload(body: ChatBody, conversation: tuple[str, bool]) -> dict[str, Any]:
+    conversation_id, new = conversation
     return {
         "message": body.message,
         "conversation_id": conversation_id,
+        "new_conversation": new,
         "user_id": body.user_id,
         "group_id": body.group_id,
         "preset_id": body.preset_id,
@@ -92,7 +102,9 @@ async def stream_turn(
         try:
             while True:
                 try:
-                    frame = await asyncio.wait_for(frames.get(), SILENCE_LIMIT)
+                    # A timeout scope, not wait_for: no task of its own for every frame.
+                    async with asyncio.timeout(SILENCE_LIMIT):
+                        frame = await frames.get()
                 except TimeoutError:
                     # No token and no keepalive: the worker holding the turn is gone. The client may retry
                     # with the same Idempotency-Key; the turn is then neither repeated nor answered twice.
@@ -132,22 +144,22 @@ class ChatController(Controller):
 
     @post("/api/chat", status_code=200)
     async def chat(self, request: Request[Any, Any, Any], data: ChatBody) -> Response[Any]:
-        payload = _payload(data, data.conversation_id or new_conversation_id(request))
+        payload = _payload(data, conversation_for(request, data.conversation_id))
         if data.stream:
             return await stream_turn(request, payload, chatai_frame)
         return ok(await chat_once(request, payload))
 
     @post("/api/chat/stream", status_code=200)
     async def chat_stream(self, request: Request[Any, Any, Any], data: ChatBody) -> Stream:
-        conversation_id = data.conversation_id or new_conversation_id(request)
-        return await stream_turn(request, _payload(data, conversation_id), chatai_frame)
+        return await stream_turn(request, _payload(data, conversation_for(request, data.conversation_id)), chatai_frame)
 
     @post("/api/llm/chat", status_code=200)
     async def llm_chat(self, request: Request[Any, Any, Any], data: NekoLlmChatBody) -> Response[bytes]:
-        conversation_id = data.session_id or new_conversation_id(request)
+        conversation_id, new = conversation_for(request, data.session_id)
         payload = {
             "message": data.message,
             "conversation_id": conversation_id,
+            "new_conversation": new,
             "model": data.model,
             "channel_id": data.provider_id,
         }

@@ -52,8 +52,8 @@ def may_be_retried(envelope: CommandEnvelope) -> bool:
     """Could a step of this turn already be stored? Not when the edge drew its id at random (a uuid4,
     sent without an Idempotency-Key, so no request hash): core NATS delivers a request at most once
     and nothing resends it, so no command can have used that id before. An Idempotency-Key's id or a
-    derived one (uuid5: the pipeline's, from the platform message) may come again, and is checked.
-    (The processed_commands key still stops any duplicate write either way.)"""
+    derived one (uuid5: the pipeline's, from the platform message) may come again, and is checked;
+    only then are the turn's steps recorded in processed_commands."""
     return envelope.request_hash is not None or envelope.command_id.version != 4
 
 
@@ -81,13 +81,13 @@ class ChatEngine:
         first = envelope.derive("user")
         # Whether a step of this turn is already stored, read while the turn is planned and its
         # history read: one round trip's wait instead of two.
-        stored = asyncio.ensure_future(
-            self.store.stored_replies([final, first]) if may_be_retried(envelope) else _nothing_stored()
-        )
+        retriable = may_be_retried(envelope)
+        stored = asyncio.ensure_future(self.store.stored_replies([final, first]) if retriable else _nothing_stored())
         failure: DomainError | None = None
         try:
             plan = await plan_turn(self.reads, self.config.document, cmd)
-            history = await recent_history(self.reads.pool, cmd, plan)
+            # A conversation the edge just drew has no history (and a wrong claim only costs context).
+            history = [] if cmd.new_conversation else await recent_history(self.reads.pool, cmd, plan)
         except DomainError as exc:
             failure = exc
         except BaseException:
@@ -105,7 +105,9 @@ class ChatEngine:
         request = build_request(self.config.document, cmd, plan, history, include_current=first.command_id not in done)
         channels, pinned, preset_id = plan.channels, plan.pinned, plan.preset.id if plan.preset else None
         # The reply is stored only once the message it answers is.
-        user_task = asyncio.create_task(self.store.execute(first, handlers.user_message(cmd)))
+        # A turn that cannot come again records neither step in processed_commands: nothing would
+        # ever look them up (the stored_replies above is skipped for it), and each is a write less.
+        user_task = asyncio.create_task(self.store.execute(first, handlers.user_message(cmd), record=retriable))
         await self._publish(cmd, {"type": "start", "conversationId": cmd.conversation_id})
         keepalive = asyncio.create_task(self._keepalive(cmd))
         on_text = self._text_sender(cmd) if cmd.stream_subject else None
@@ -126,7 +128,9 @@ class ChatEngine:
         if turn.result is None and not turn.text:
             return await self._fail(cmd, turn_error(turn))
         reply = await self.store.execute(
-            final, self._reply(cmd, turn, (user.result or {}).get("messageId"), tools.records, user.version)
+            final,
+            self._reply(cmd, turn, (user.result or {}).get("messageId"), tools.records, user.version),
+            record=retriable,
         )
         if turn.result is None:  # broke after the first token: the partial reply is stored, marked failed
             return await self._fail(cmd, turn_error(turn))

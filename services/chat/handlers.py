@@ -13,6 +13,7 @@ import asyncpg
 import msgspec
 
 from bus.eventstore import Decision, Handler, StreamAppend, event_from_struct, payload_of, stream_head
+from bus.streamcache import Folded, current_attempt
 from schemas.chat import ConversationRef, SendChat, StartConversation
 from schemas.envelope import CommandEnvelope
 from services.chat import domain
@@ -21,6 +22,18 @@ from services.chat.domain import ConversationState, conversation_stream
 
 async def load_conversation(conn: asyncpg.Connection, conversation_id: str) -> ConversationState:
     return domain.from_head(conversation_id, await stream_head(conn, conversation_stream(conversation_id)))
+
+
+async def turn_conversation(conn: asyncpg.Connection, cmd: SendChat) -> ConversationState:
+    """The conversation a turn's message goes to. One whose id the edge just drew at random is taken
+    as empty without reading its head: the append at version 0 is checked by the unique
+    (stream_id, stream_version), and the store decides again on the real head if it conflicts."""
+    tried = current_attempt.get()
+    if not (cmd.new_conversation and tried is not None and tried.trusting):
+        return await load_conversation(conn, cmd.conversation_id)
+    state = ConversationState(cmd.conversation_id)
+    tried.read(conversation_stream(state.id), Folded(state, 0, domain.evolve, domain.EVENTS), speculative=True)
+    return state
 
 
 def _append(state: ConversationState, events: Sequence[msgspec.Struct]) -> list[StreamAppend]:
@@ -50,7 +63,7 @@ async def delete(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decisio
 
 def user_message(cmd: SendChat) -> Handler:
     async def handler(conn: asyncpg.Connection, envelope: CommandEnvelope) -> Decision:
-        state = await load_conversation(conn, cmd.conversation_id)
+        state = await turn_conversation(conn, cmd)
         message_id = uuid.uuid4().hex
         creator = envelope.actor.subject if envelope.actor else ""
         events = domain.decide_user_message(state, cmd, creator, message_id)

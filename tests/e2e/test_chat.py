@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import asyncpg
 import httpx
 
 from tests.e2e.test_presets import envelope_error
@@ -254,3 +255,29 @@ async def test_a_client_that_leaves_mid_stream_does_not_stop_the_reply(stack: St
         messages = await wait_until(both_messages, interval=0.1, message="the reply stored after the client left")
         assert messages[1]["content"] == "".join(f"w{i} " for i in range(10))
         assert messages[1]["metadata"]["status"] == "ok"
+
+
+async def test_only_a_turn_that_may_come_again_records_its_steps(stack: Stack) -> None:
+    c = await stack.admin()
+    async with FakeProvider("openai") as fake:
+        await add_channel(c, fake, "only")
+        fake.script(reply("first"), reply("keyed"), reply("never asked"))
+        plain = await c.post("/api/chat", json={"message": "no key"})
+        keyed = await c.post("/api/chat", json={"message": "with a key"}, headers={"Idempotency-Key": "turn-1"})
+        again = await c.post("/api/chat", json={"message": "with a key"}, headers={"Idempotency-Key": "turn-1"})
+        assert plain.status_code == keyed.status_code == again.status_code == 200, (plain.text, keyed.text)
+        assert again.json()["data"] == keyed.json()["data"] and len(fake.requests) == 2  # the stored reply
+        for r, n in ((plain, 2), (keyed, 2)):
+            conversation = r.json()["data"]["conversationId"]
+            detail = await c.get(f"/api/conversations/{conversation}")
+            assert detail.status_code == 200 and detail.json()["data"]["messageCount"] == n, detail.text
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        recorded = await conn.fetch(
+            "SELECT stream_id FROM processed_commands WHERE stream_id = ANY($1)",
+            [f"conversation-{r.json()['data']['conversationId']}" for r in (plain, keyed)],
+        )
+    finally:
+        await conn.close()
+    # The keyed turn's two steps are kept for its retries; the plain turn's id can never come again.
+    assert sorted(r["stream_id"] for r in recorded) == [f"conversation-{keyed.json()['data']['conversationId']}"] * 2
