@@ -58,6 +58,10 @@ class SendChat(msgspec.Struct, kw_only=True):
     # so the worker reads neither its head nor its history. A wrong claim costs a conflict and a
     # retry on the real head (the unique stream version still decides), never a misplaced write.
     new_conversation: bool = False
+    # No step of this turn can be stored yet (the pipeline's claim saw its message's first delivery),
+    # so the worker does not look them up. They are still recorded: a redelivery after a crash
+    # mid-turn (this flag unset) must find the steps that committed.
+    first_try: bool = False
 
 
 class StartConversation(msgspec.Struct, kw_only=True):

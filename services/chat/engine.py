@@ -57,6 +57,13 @@ def may_be_retried(envelope: CommandEnvelope) -> bool:
     return envelope.request_hash is not None or envelope.command_id.version != 4
 
 
+def must_look_up(envelope: CommandEnvelope, cmd: SendChat) -> bool:
+    """Whether the turn reads its stored steps before running. A turn that may be retried does,
+    unless its sender proved this is its first try (`first_try`: the pipeline's claim of a message's
+    first delivery); its steps are recorded all the same, for a redelivery after a crash to find."""
+    return may_be_retried(envelope) and not cmd.first_try
+
+
 async def _nothing_stored() -> dict[uuid.UUID, CommandReply]:
     return {}
 
@@ -82,7 +89,8 @@ class ChatEngine:
         # Whether a step of this turn is already stored, read while the turn is planned and its
         # history read: one round trip's wait instead of two.
         retriable = may_be_retried(envelope)
-        stored = asyncio.ensure_future(self.store.stored_replies([final, first]) if retriable else _nothing_stored())
+        look_up = must_look_up(envelope, cmd)
+        stored = asyncio.ensure_future(self.store.stored_replies([final, first]) if look_up else _nothing_stored())
         failure: DomainError | None = None
         try:
             plan = await plan_turn(self.reads, self.config.document, cmd)

@@ -194,7 +194,7 @@ class Pipeline:
             )
             return
         async with self._turn_lock(conversation):
-            text = await self._chat(msg, verdict.text, conversation, group, preset_id)
+            text = await self._chat(msg, verdict.text, conversation, group, preset_id, first=first)
         target = self._target(msg)
         parts = [Outgoing(msg.message_type, target, part) for part in rules.split_reply(text)]
         await self.deliver(msg, parts, first=first)
@@ -238,7 +238,14 @@ class Pipeline:
             raise Retry(f"{domain}.{action}: {exc!r}") from exc
 
     async def _chat(
-        self, msg: InboundMessage, text: str, conversation: str, group: dict[str, Any] | None, preset_id: str | None
+        self,
+        msg: InboundMessage,
+        text: str,
+        conversation: str,
+        group: dict[str, Any] | None,
+        preset_id: str | None,
+        *,
+        first: bool = False,
     ) -> str:
         payload = {
             "message": text,
@@ -247,6 +254,9 @@ class Pipeline:
             "group_id": msg.group_id,
             "platform": "qq",
             "preset_id": preset_id,
+            # The claim recorded this delivery as the message's first: the turn's command ids were
+            # never used, so the engine skips looking its steps up (a redelivery looks them up).
+            "first_try": first,
         }
         reply = await self._command(msg, "chat", "send", payload)
         if reply.ok:

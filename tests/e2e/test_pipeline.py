@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
 
+import asyncpg
 import httpx
 import pytest
 
@@ -68,6 +69,15 @@ async def test_private_turn_answers_privately(stack: Stack, bot: FakeNapCat, llm
     assert r.status_code == 200 and [m["role"] for m in r.json()["data"]["messages"]] == ["user", "assistant"]
     await wait_until(lambda: stats(stack), message="stats")
     assert await stats(stack) == {"sent": 1, "received": 1, "error": 0}
+    # A first delivery skips looking its steps up but records both: a redelivery must find them.
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        recorded = await conn.fetchval(
+            "SELECT count(*) FROM processed_commands WHERE stream_id = 'conversation-user:555'"
+        )
+    finally:
+        await conn.close()
+    assert recorded == 2
 
 
 async def test_group_triggers_and_quote(stack: Stack, bot: FakeNapCat, llm: FakeProvider) -> None:

@@ -47,6 +47,11 @@ async def _queue_empty(nc: NATS) -> bool:
     return info.state.messages == 0
 
 
+async def _user_message_stored(s: Stack) -> bool:
+    r = await (await s.admin()).get("/api/conversations/user:555")
+    return r.status_code == 200 and [m["role"] for m in r.json()["data"]["messages"]] == ["user"]
+
+
 async def test_worker_killed_mid_turn_ends_in_exactly_one_reply(edge_only: Stack) -> None:
     s = edge_only
     nc = await nats_conn.connect(s.nats_url, name="test")
@@ -64,6 +69,9 @@ async def test_worker_killed_mid_turn_ends_in_exactly_one_reply(edge_only: Stack
                 llm.script(delay(120))  # the first answer never comes: the worker dies waiting for it
                 await bot.private("555", "slow one")
                 await wait_until(lambda: len(llm.requests) == 1, timeout=20, message="the LLM was asked")
+                # The turn's first step (its first delivery skipped the look-up) committed before the
+                # crash: the redelivery must find it rather than store the message twice.
+                await wait_until(lambda: _user_message_stored(s), timeout=20, message="the user message stored")
                 kill(first)
                 killed_at = time.monotonic()
                 second = spawn(["worker"], s.nats_url, s.dsn, **env)
