@@ -22,8 +22,13 @@ class Verdict:
 
 
 def seeded_rng(dedup_id: str) -> Rng:
-    """The random-rate draw of one message: the same on a redelivery, so a retry never flips it."""
-    return random.Random(dedup_id).random
+    """The random-rate draw of one message: the same on a redelivery, so a retry never flips it.
+    Seeded only when drawn (a group with a random rate): seeding costs more than the rest of `decide`."""
+
+    def draw() -> float:
+        return random.Random(dedup_id).random()
+
+    return draw
 
 
 def conversation_id(msg: InboundMessage, isolation: dict[str, Any]) -> str:
