@@ -158,7 +158,7 @@ def _edge(settings: Settings, fd: int | None = None) -> int:
             del sys.modules["watchfiles"]
     import uvicorn
 
-    from chatbus.runtime import edge_config, shared_jwt_secret, uvicorn_config
+    from chatbus.edgerun import edge_config, shared_jwt_secret, uvicorn_config
 
     secret = asyncio.run(shared_jwt_secret(settings.database_url, settings.jwt_secret))
     config = edge_config(
