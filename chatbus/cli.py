@@ -148,17 +148,10 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
 def _edge(settings: Settings, fd: int | None = None) -> int:
     import socket
 
-    # uvicorn's reload supervisor loads watchfiles (a Rust extension, ~0.8 MiB RSS) when installed; an
-    # edge never reloads. Refused while uvicorn loads, then allowed again (it falls back to StatReload).
-    if "uvicorn" not in sys.modules and "watchfiles" not in sys.modules:
-        sys.modules["watchfiles"] = None  # type: ignore[assignment]
-        try:
-            import uvicorn
-        finally:
-            del sys.modules["watchfiles"]
-    import uvicorn
+    from chatbus.edgerun import edge_config, load_uvicorn, shared_jwt_secret, uvicorn_config
 
-    from chatbus.edgerun import edge_config, shared_jwt_secret, uvicorn_config
+    load_uvicorn()
+    import uvicorn
 
     secret = asyncio.run(shared_jwt_secret(settings.database_url, settings.jwt_secret))
     config = edge_config(

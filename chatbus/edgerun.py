@@ -5,6 +5,8 @@ nothing. chatbus.runtime re-exports these for tests and `chatbus up`."""
 from __future__ import annotations
 
 import secrets
+import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from bus import db
@@ -43,7 +45,23 @@ def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: Any) -> Edge
     )
 
 
+def load_uvicorn() -> ModuleType:
+    """uvicorn, without watchfiles (a Rust extension, ~0.8 MiB RSS) that its reload supervisor loads
+    when installed; an edge never reloads. Refused while uvicorn loads, then allowed again (uvicorn
+    falls back to StatReload, which it never uses here either)."""
+    if "uvicorn" not in sys.modules and "watchfiles" not in sys.modules:
+        sys.modules["watchfiles"] = None  # type: ignore[assignment]
+        try:
+            import uvicorn
+        finally:
+            del sys.modules["watchfiles"]
+    import uvicorn
+
+    return uvicorn
+
+
 def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: Any) -> uvicorn.Config:
+    load_uvicorn()
     import uvicorn
 
     from api.app import create_app
