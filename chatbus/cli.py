@@ -148,9 +148,10 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
 def _edge(settings: Settings, fd: int | None = None) -> int:
     import socket
 
-    import uvicorn
+    from chatbus.edgerun import edge_config, load_uvicorn, shared_jwt_secret, uvicorn_config
 
-    from chatbus.runtime import edge_config, shared_jwt_secret, uvicorn_config
+    load_uvicorn()
+    import uvicorn
 
     secret = asyncio.run(shared_jwt_secret(settings.database_url, settings.jwt_secret))
     config = edge_config(

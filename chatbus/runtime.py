@@ -10,22 +10,22 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 from nats.aio.client import Client as NATS
 
 from bus import crypto, db, nats_conn, subjects
 from bus.eventstore import EventStore
-from bus.heartbeat import Heartbeat, instance_id
+from bus.heartbeat import Heartbeat
 from bus.migrate import migrate
 from bus.nats_conn import flush_in_order
 from bus.relay import Relay, coalesced_wake
 from bus.worker import WorkerRuntime
+from chatbus.edgerun import edge_config, shared_jwt_secret, uvicorn_config  # noqa: F401  (re-exported)
 from services import registry
 from services.auth.handlers import ensure_admin
 from services.channels.providers.registry import HttpClients
@@ -45,21 +45,6 @@ log = logging.getLogger("chatbus")
 # `pipeline` is no command domain: the INBOUND consumer (services/pipeline), run by workers like one.
 PIPELINE = "pipeline"
 ALL_DOMAINS = (*registry.DOMAINS, PIPELINE)
-
-
-async def shared_jwt_secret(dsn: str, configured: str = "") -> str:
-    """The signing key every edge shares: CHATBUS_JWT_SECRET, else one generated once and kept in Postgres."""
-    if configured:
-        return configured
-    conn = await db.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO instance_secrets (name, value) VALUES ('jwt', $1) ON CONFLICT (name) DO NOTHING",
-            secrets.token_urlsafe(48),
-        )
-        return str(await conn.fetchval("SELECT value FROM instance_secrets WHERE name = 'jwt'"))
-    finally:
-        await conn.close()
 
 
 async def migrate_database(dsn: str) -> list[str]:
@@ -186,44 +171,6 @@ class EdgeServer:
     async def stop(self) -> None:
         self.server.should_exit = True
         await self.task
-
-
-def edge_config(nats_url: str, dsn: str, jwt_secret: str, **kwargs: Any) -> EdgeConfig:
-    from api.config import EdgeConfig
-
-    return EdgeConfig(
-        nats_url=nats_url,
-        database_url=dsn,
-        jwt_secret=jwt_secret,
-        instance_id=instance_id("edge"),
-        **kwargs,
-    )
-
-
-def uvicorn_config(config: EdgeConfig, host: str, port: int, **kwargs: Any) -> uvicorn.Config:
-    import uvicorn
-
-    from api.app import create_app
-
-    return uvicorn.Config(
-        create_app(config),
-        host=host,
-        port=port,
-        lifespan="on",
-        log_level="warning",
-        # uvicorn's own logging config would give its loggers their own handlers and format; without
-        # it they propagate to the root handler (bus/logs.py), one format for every process of `up`.
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        timeout_graceful_shutdown=5,
-        # The client address is ours to decide (api.security.client_ip trusts X-Forwarded-For only from
-        # CHATBUS_TRUSTED_PROXIES); uvicorn's own handling would rewrite it from any local peer first.
-        proxy_headers=False,
-        **kwargs,
-    )
 
 
 async def start_edge(config: EdgeConfig, host: str = "127.0.0.1", port: int = 0) -> EdgeServer:

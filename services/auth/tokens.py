@@ -3,11 +3,22 @@ algorithm are refused by construction."""
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 
-import jwt
+# PyJWT loads cryptography's X.509 and every asymmetric key type when cryptography is installed (it is:
+# bus.crypto seals secrets with AES-GCM), ~1.5 MiB of RSS in each edge and worker for algorithms
+# chatbus refuses. Refusing cryptography.x509 while jwt loads leaves it the HMAC algorithms only
+# (its `has_crypto` is False); the entry is removed again, so other code may still import x509.
+if "jwt" not in sys.modules and "cryptography.x509" not in sys.modules:
+    sys.modules["cryptography.x509"] = None  # type: ignore[assignment]
+    try:
+        import jwt
+    finally:
+        del sys.modules["cryptography.x509"]
+import jwt  # the block above has loaded it; this binds the name on every path
 
 from schemas.errors import DomainError
 

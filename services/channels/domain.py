@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import httpx
 import msgspec
 
 from bus.events import EventCatalog
@@ -90,6 +89,8 @@ def validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _valid_url(url: str) -> bool:
     """What the HTTP client will accept: a scheme, a host that encodes (IDNA), a port in range."""
+    import httpx  # here: an edge imports this module's package for its queries and holds no HTTP client
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, UnicodeError):

@@ -2,12 +2,15 @@
 
 from bus.worker import CommandFn
 from services.chat import domain, handlers, projection
-from services.chat.engine import ChatEngine
 from services.module import DomainModule, WorkerContext, combined, transactional
-from services.worker_reads import worker_reads
 
 
 def engine_handlers(ctx: WorkerContext) -> dict[str, CommandFn]:
+    # Imported here: the engine brings the LLM clients, which a worker needs and an edge (that imports
+    # this package for its queries) does not.
+    from services.chat.engine import ChatEngine
+    from services.worker_reads import worker_reads
+
     reads = worker_reads(ctx)
     engine = ChatEngine(ctx.store, ctx.nc, ctx.config, ctx.http, reads)
     reads.local["chat.send"] = engine.send  # the pipeline's turns, when it runs in this process

@@ -8,13 +8,14 @@ import contextlib
 
 from services.module import DomainModule, WorkerContext, transactional
 from services.plugins import domain, handlers, projection
-from services.plugins.runtime import PluginRuntime
 from services.tools.registry import ToolSource, register_source
 
 
 @register_source
 def plugin_source(ctx: WorkerContext) -> ToolSource:
     """Every tools worker runs the enabled plugins, started now and stopped with the worker."""
+    from services.plugins.runtime import PluginRuntime  # the worker's side: an edge never runs plugins
+
     runtime = PluginRuntime(ctx.store.pool, ctx.nc)
     starting = asyncio.get_running_loop().create_task(runtime.start(), name="plugins-start")
 

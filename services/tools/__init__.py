@@ -7,21 +7,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from bus.worker import CommandFn
 from services.module import DomainModule, WorkerContext, transactional
 from services.tools import domain, handlers, projection
-from services.tools.builtin import BuiltinSource
 from services.tools.mcp import store as mcp_store
-from services.tools.mcp.commands import McpCommands
-from services.tools.mcp.runtime import McpRuntime
 from services.tools.registry import SOURCE_FACTORIES, ToolRegistry
-from services.tools.service import ToolService
-from services.worker_reads import worker_reads
+
+# The worker's side (the MCP runtime, the tool service, the read caches) is imported in the functions
+# that build it: an edge imports this package for its queries and carries none of it.
+if TYPE_CHECKING:
+    from services.tools.mcp.runtime import McpRuntime
 
 
 def build_registry(ctx: WorkerContext, *extra: McpRuntime) -> ToolRegistry:
     """Built-ins first (never shadowed), then this worker's MCP servers, then every registered source."""
+    from services.tools.builtin import BuiltinSource
+
     registry = ToolRegistry([BuiltinSource(ctx.store.pool)])
     for source in extra:
         registry.add_source(source)
@@ -33,6 +36,8 @@ def build_registry(ctx: WorkerContext, *extra: McpRuntime) -> ToolRegistry:
 def start_mcp(ctx: WorkerContext) -> McpRuntime:
     """The worker's MCP runtime, started now (the handler factory runs in the worker's event loop) and
     stopped with the worker process (its stdio servers are child processes)."""
+    from services.tools.mcp.runtime import McpRuntime
+
     runtime = McpRuntime(ctx.store.pool, ctx.nc)
     starting = asyncio.get_running_loop().create_task(runtime.start(), name="mcp-start")
 
@@ -46,6 +51,10 @@ def start_mcp(ctx: WorkerContext) -> McpRuntime:
 
 
 def worker_handlers(ctx: WorkerContext) -> Mapping[str, CommandFn]:
+    from services.tools.mcp.commands import McpCommands
+    from services.tools.service import ToolService
+    from services.worker_reads import worker_reads
+
     mcp = start_mcp(ctx)
     reads = worker_reads(ctx)
     service = ToolService(ctx.store, ctx.nc, ctx.config, build_registry(ctx, mcp), reads)

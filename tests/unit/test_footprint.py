@@ -31,7 +31,7 @@ def test_a_worker_with_the_relay_imports_no_edge_code_and_no_mcp_sdk() -> None:
 
 def test_the_edge_app_is_built_without_the_mcp_sdk_or_pydantic() -> None:
     loaded = loaded_after(
-        "from chatbus.runtime import edge_config\n"
+        "from chatbus.edgerun import edge_config\n"
         "from api.app import create_app\n"
         "app = create_app(edge_config('nats://127.0.0.1:1', 'postgresql://x@127.0.0.1:1/x', 's' * 40))\n"
         "assert app.openapi_schema.paths"
@@ -47,3 +47,24 @@ def test_the_up_supervisor_imports_no_domain_code() -> None:
     assert "nats" in loaded
     heavy = {"services", "api", "litestar", "uvicorn", "asyncpg", "cryptography", "httpx", *HEAVY}
     assert loaded.isdisjoint(heavy), sorted(loaded & heavy)
+
+
+def test_the_edge_app_is_built_without_worker_code_or_an_llm_client() -> None:
+    # What `chatbus edge` imports (cli._edge): chatbus.edgerun, not chatbus.runtime and its registry.
+    loaded = loaded_after(
+        "from chatbus.edgerun import edge_config, uvicorn_config\n"
+        "uvicorn_config(edge_config('nats://127.0.0.1:1', 'postgresql://x@127.0.0.1:1/x', 's' * 40), '127.0.0.1', 1)"
+    )
+    assert "uvicorn" in loaded and "services" in loaded
+    assert loaded.isdisjoint({"httpx", "aiohttp", "watchfiles"}), sorted(loaded & {"httpx", "aiohttp", "watchfiles"})
+
+
+def test_jwt_loads_without_x509_and_still_signs_and_checks_hs256() -> None:
+    loaded = loaded_after(
+        "from services.auth import tokens\n"
+        "import jwt.algorithms, sys\n"
+        "assert not jwt.algorithms.has_crypto and 'cryptography.x509' not in sys.modules\n"
+        "token, _ = tokens.issue('s' * 40, 'admin', 'admin', ttl=60)\n"
+        "assert tokens.decode('s' * 40, token).sub == 'admin'"
+    )
+    assert "jwt" in loaded
