@@ -91,3 +91,19 @@ def stop_process(proc: subprocess.Popen[bytes], name: str, timeout: float = 10.0
         proc.wait(5)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def install_deadline(budget: int, timeout_error: type[Exception]) -> None:
+    """The whole run stops after `budget` seconds (SIGALRM raises `timeout_error`), and SIGTERM or SIGINT
+    raise KeyboardInterrupt, so every path reaches the teardown that stops the child processes."""
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise timeout_error(f"global timeout of {budget}s reached")
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
+    signal.alarm(budget)

@@ -52,7 +52,7 @@ from tests.bench.backend import (
     machine_info,
     set_rate_limit,
 )
-from tests.bench.common import HOST, REPO, busy_total, http, step, stop_process, tail, tree
+from tests.bench.common import HOST, REPO, busy_total, http, install_deadline, step, stop_process, tail, tree
 from tests.bench.loadgen import TOKEN_DETECTORS, FirstToken
 from tests.bench.onebot import MESSAGE_IDS_PER_LEVEL, PLATFORM, platform_body
 from tests.bench.report import NOT_IN_TOTAL, chat_overhead, label, report, targets
@@ -514,16 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     budget += 60 + args.replay_events // 1000  # replay: seeding and the rebuild, at >= 1,000 events/s
     wsfan.raise_fd_limit()  # the edge (inherits it) holds every fan-out client's socket
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise BenchTimeout(f"global timeout of {budget}s reached")
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
-    signal.alarm(budget)
+    install_deadline(budget, BenchTimeout)
     bench = Bench(args)
     code = 1
     try:

@@ -32,7 +32,7 @@ from typing import Any
 
 from chatbus.devstack import EmbeddedNats, EmbeddedPostgres, free_port
 from tests.bench.backend import bootstrap, chatbus_env, machine_info, set_rate_limit
-from tests.bench.common import HOST, REPO, http, step, stop_process, tail
+from tests.bench.common import HOST, REPO, http, install_deadline, step, stop_process, tail
 from tests.bench.report import render_table
 from tests.bench.run import CHATBUS_ROLES, LOADGEN_GRACE, STARTUP_TIMEOUT, Bench, BenchError, BenchTimeout
 from tests.bench.scenarios import Scenario, channel_body, chat_scenarios, http_scenarios
@@ -274,16 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     per_layout = STARTUP_TIMEOUT * 2 + len(SCENARIO_KEYS) * (args.warmup + args.duration + LOADGEN_GRACE + 40)
     budget = int(len(args.layouts) * per_layout + 30)
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise BenchTimeout(f"global timeout of {budget}s reached")
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.alarm(budget)  # each layout's teardown runs in its own `finally`
+    install_deadline(budget, BenchTimeout)  # each layout's teardown runs in its own `finally`
     started = time.monotonic()
     layouts = []
     try:
