@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 
+from bus.db import UNAVAILABLE
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
 
 log = logging.getLogger("chatbus.eventstore")
@@ -55,8 +56,10 @@ async def rollback(conn: asyncpg.Connection) -> None:
         return
     try:
         await conn.execute("ROLLBACK")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        log.debug("rollback failed; the pool discards the connection", exc_info=True)
+    except (asyncpg.PostgresError, *UNAVAILABLE):
+        # The connection is broken (the server went away mid-transaction): never hand it out again.
+        log.debug("rollback failed; the connection is dropped", exc_info=True)
+        conn.terminate()
 
 
 def _literal(value: str) -> str:

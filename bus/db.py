@@ -22,6 +22,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+# What "the database went away" looks like to asyncpg. InternalClientError belongs here: a server
+# shutting down sends its FATAL to a connection between two statements of a transaction, and the
+# next statement on it fails with "another operation is in progress" instead of a connection error.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+)
+
 SERVER_SETTINGS = {
     "idle_in_transaction_session_timeout": "15000",
     "application_name": "chatbus",

@@ -13,7 +13,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from bus import logs, subjects
+from bus import db, logs, subjects
 from bus.gcpolicy import freeze_startup_heap
 from schemas.envelope import (
     CommandEnvelope,
@@ -95,7 +95,7 @@ class WorkerRuntime:
             # Input Postgres cannot hold (a NUL character, a number out of range): the caller's fault.
             log.info("command %s: data refused by the database (%r)", envelope.type, exc)
             return CommandReply(ok=False, error=ErrorInfo("VALIDATION_ERROR", f"invalid data: {exc}", 400))
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
+        except db.UNAVAILABLE as exc:
             log.warning("command %s: database unavailable (%r)", envelope.type, exc)
             return CommandReply(ok=False, error=ErrorInfo("UNAVAILABLE", "the database is unavailable; retry", 503))
         except Exception as exc:

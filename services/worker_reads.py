@@ -30,7 +30,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from bus import subjects
+from bus import db, subjects
 from bus.eventstore import EventStore, RecordedEvent
 from schemas.channels import Channel, ChannelCreated, ChannelDeleted, ChannelStatusChanged, ChannelUpdated
 from schemas.envelope import CommandEnvelope, CommandReply, ErrorInfo
@@ -151,7 +151,7 @@ class WorkerReads:
             return await handler(envelope)
         except asyncpg.DataError as exc:
             return CommandReply(ok=False, error=ErrorInfo("VALIDATION_ERROR", f"invalid data: {exc}", 400))
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError):
+        except db.UNAVAILABLE:
             return CommandReply(ok=False, error=ErrorInfo("UNAVAILABLE", "the database is unavailable; retry", 503))
         except Exception as exc:
             log.exception("command %s failed in process", command)

@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from bus import subjects
+from bus import db, subjects
 from bus.nats_conn import flush_in_order
 from schemas.logs import LogEntry, log_entry_decoder
 
@@ -33,7 +33,7 @@ WARN_EVERY = 60.0  # seconds between two warnings about the same trouble: each w
 
 
 # The database is unreachable for now: keep the batch and try again later.
-_TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError)
+_TRANSIENT = db.UNAVAILABLE
 
 _json = msgspec.json.Encoder(enc_hook=repr)
 

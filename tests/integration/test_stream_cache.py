@@ -264,3 +264,24 @@ async def test_the_cached_state_is_folded_from_the_events_as_stored(pool: asyncp
 
     assert reply.ok and reply.result == {"total": 5}
     assert [(s.total, s.version) for s in seen] == [(2, 2)]
+
+
+async def test_a_backend_killed_mid_command_is_unavailable_and_leaves_a_healthy_pool(pool: asyncpg.Pool) -> None:
+    """A server shutting down sends FATAL to a connection between two statements of a command; whatever
+    asyncpg then raises must read as "the database went away" (a 503 in the worker), never commit, and
+    never hand the broken connection to the next command."""
+    store = EventStore(pool, catalog=EVENTS)
+
+    async def killed_midway(conn: asyncpg.Connection, env: CommandEnvelope) -> Decision:
+        decision = await open_tally(conn, env)
+        async with pool.acquire() as other:
+            await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+        return decision
+
+    for _ in range(3):  # the FATAL may or may not have been read when the next statement goes out
+        with pytest.raises(db.UNAVAILABLE):
+            await store.execute(envelope({"stream": "tally-killed"}), killed_midway)
+    async with pool.acquire() as conn:
+        assert await load_stream(conn, "tally-killed") == []
+    reply = await store.execute(envelope({"stream": "tally-killed"}), open_tally)
+    assert reply.ok, reply
