@@ -155,7 +155,11 @@ class Relay:
         while not stop.is_set():
             try:
                 await self._lead(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except TimeoutError:
+                # Before the OSError clause: since Python 3.11 TimeoutError is an OSError, and it is
+                # mostly JetStream's acks not arriving (a stream leader moving), not a lost database.
+                log.warning("relay timed out (JetStream acks or a query), resuming at the checkpoint", exc_info=True)
+            except (asyncpg.PostgresError, *db.UNAVAILABLE):
                 log.warning("relay lost its database connection, retrying", exc_info=True)
             except Exception:
                 log.exception("relay failed, restarting")
