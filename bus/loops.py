@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+
+from nats.aio.subscription import Subscription
 
 log = logging.getLogger("chatbus.loops")
 
@@ -23,3 +25,17 @@ async def reload_on_wake(
             await reload()
         except Exception:
             log.warning("could not reload %s; keeping the running ones", what, exc_info=True)
+
+
+async def stop_loops(tasks: Iterable[asyncio.Task[None]], subs: Iterable[Subscription]) -> None:
+    """Cancel a component's loops and wait for them, then drop its subscriptions; a connection that is
+    already gone does not keep the rest from stopping."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    for sub in subs:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()

@@ -6,9 +6,11 @@ lists the modules, and the worker handlers, inline projections, event catalog (r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bus.events import EventCatalog
 from bus.eventstore import EventStore, Handler
@@ -22,6 +24,14 @@ if TYPE_CHECKING:
     from services.config.cache import ConfigCache
 
 
+class Background(Protocol):
+    """Something a domain runs beside its handlers for the worker's lifetime (MCP servers, plugins)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class WorkerContext:
     """What a worker process gives its domains."""
@@ -32,6 +42,18 @@ class WorkerContext:
     http: HttpClients
     # What a domain started with its handlers (MCP sessions) and must stop with the process.
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def run_with_worker(self, runtime: Background, name: str) -> None:
+        """Start `runtime` in the background (a worker does not wait for its servers or plugins to come
+        up before it takes commands) and stop it with the worker, after its start has settled."""
+        starting = asyncio.get_running_loop().create_task(runtime.start(), name=name)
+
+        async def stop() -> None:
+            with contextlib.suppress(Exception):
+                await starting
+            await runtime.stop()
+
+        self.on_stop.append(stop)
 
 
 HandlerFactory = Callable[[WorkerContext], Mapping[str, CommandFn]]

@@ -3,9 +3,6 @@ command registry; the plugin processes run in the tools workers as the `plugin` 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from services.module import DomainModule, WorkerContext, transactional
 from services.plugins import domain, handlers, projection
 from services.tools.registry import ToolSource, register_source
@@ -17,14 +14,7 @@ def plugin_source(ctx: WorkerContext) -> ToolSource:
     from services.plugins.runtime import PluginRuntime  # the worker's side: an edge never runs plugins
 
     runtime = PluginRuntime(ctx.store.pool, ctx.nc)
-    starting = asyncio.get_running_loop().create_task(runtime.start(), name="plugins-start")
-
-    async def stop() -> None:
-        with contextlib.suppress(Exception):
-            await starting
-        await runtime.stop()
-
-    ctx.on_stop.append(stop)
+    ctx.run_with_worker(runtime, "plugins-start")
     return runtime
 
 

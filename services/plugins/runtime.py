@@ -26,7 +26,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from bus import crypto, subjects
-from bus.loops import reload_on_wake
+from bus.loops import reload_on_wake, stop_loops
 from schemas.mcp import McpServerConfig
 from schemas.tools import ToolSourceKind
 from services.plugins import artifact, queries
@@ -103,14 +103,7 @@ class PluginRuntime:
         self._wake.set()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        for sub in self._subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        await stop_loops(self._tasks, self._subs)
         async with self._lock:
             for name in list(self.running):
                 await self.running.pop(name).conn.stop()

@@ -4,8 +4,6 @@ admin's settings, `cmd.tools.call`, the tool log, and the MCP servers (configs a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -39,14 +37,7 @@ def start_mcp(ctx: WorkerContext) -> McpRuntime:
     from services.tools.mcp.runtime import McpRuntime
 
     runtime = McpRuntime(ctx.store.pool, ctx.nc)
-    starting = asyncio.get_running_loop().create_task(runtime.start(), name="mcp-start")
-
-    async def stop() -> None:
-        with contextlib.suppress(Exception):
-            await starting
-        await runtime.stop()
-
-    ctx.on_stop.append(stop)
+    ctx.run_with_worker(runtime, "mcp-start")
     return runtime
 
 

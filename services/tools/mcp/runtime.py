@@ -26,7 +26,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from bus import subjects
-from bus.loops import reload_on_wake
+from bus.loops import reload_on_wake, stop_loops
 from schemas.mcp import McpServerState
 from schemas.tools import ToolSourceKind
 from services.tools.mcp import store
@@ -101,14 +101,7 @@ class McpRuntime:
 
     async def stop(self) -> None:
         self._stopped = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        for sub in self._subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        await stop_loops(self._tasks, self._subs)
         await self.manager.close()
         with contextlib.suppress(Exception):
             await self._publish(StatusMessage(instance_id=self.instance_id, gone=True, at=_now()))
